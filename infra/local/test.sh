@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts the emulators, runs `cargo test --workspace`
+# with the local environment (env.sh) exported, and stops the emulators again whatever happens.
+# Exits with cargo's exit code. Extra arguments go to cargo test:
+#
+#   infra/local/test.sh -p end-to-end -- --nocapture
+#
+# Emulators that were already running (`make emulators-start`, or a `make dev` in another
+# terminal) are reused and left running, so a test run never pulls the rug from under them.
+set -euo pipefail
+
+# shellcheck source=infra/local/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+INFRA_DIR="$LOCAL_ROOT/infra/local"
+cd "$LOCAL_ROOT"
+
+log() { printf '[test] %s\n' "$*" >&2 || true; }
+
+started_emulators=0
+# shellcheck disable=SC2317 # only reached through the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Cleanup must finish even if whoever reads our output is gone (closed terminal, `| tee`
+  # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
+  trap '' PIPE
+  set +e
+  if ((started_emulators)); then
+    "$INFRA_DIR/emulators.sh" stop || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+# Turn signals into a normal exit so the EXIT trap does the cleanup exactly once.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$INFRA_DIR/setup.sh"
+
+if "$INFRA_DIR/emulators.sh" status >/dev/null 2>&1; then
+  log "reusing the emulators that are already running (they will be left running)"
+else
+  started_emulators=1
+  "$INFRA_DIR/emulators.sh" start
+fi
+
+log "environment:"
+local_env_print | sed 's/^/  /' >&2
+
+log "cargo test --workspace $*"
+rc=0
+cargo test --workspace "$@" || rc=$?
+exit "$rc"

@@ -1,0 +1,63 @@
+//! Configuration from the environment, read once at init.
+
+use std::env;
+
+use crate::domain::{CodeKey, Policy};
+use crate::http::AuthMode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{0} is not valid: {1}")]
+    Invalid(&'static str, String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub sender_email: String,
+    pub auth: AuthMode,
+    pub codes: CodeKey,
+    pub policy: Policy,
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
+    match env::var(name) {
+        Ok(v) if !v.is_empty() => v.parse().map_err(|_| ConfigError::Invalid(name, v)),
+        _ => Ok(default),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let defaults = Policy::default();
+        let secret = required("CODE_HMAC_SECRET")?;
+        Ok(Config {
+            table_name: required("TABLE_NAME")?,
+            sender_email: required("SENDER_EMAIL")?,
+            auth: match env::var("AUTH_MODE").as_deref() {
+                Ok("dev") => AuthMode::Dev,
+                _ => AuthMode::Jwt,
+            },
+            codes: CodeKey::new(secret.into_bytes()).ok_or(ConfigError::Invalid(
+                "CODE_HMAC_SECRET",
+                "it must be at least 32 bytes".into(),
+            ))?,
+            policy: Policy {
+                code_ttl: number("CODE_TTL_SECONDS", defaults.code_ttl)?,
+                max_failed_attempts: number("MAX_FAILED_ATTEMPTS", defaults.max_failed_attempts)?,
+                resend_cooldown: number("RESEND_COOLDOWN_SECONDS", defaults.resend_cooldown)?,
+                max_sends: number("MAX_SENDS_PER_MIGRATION", defaults.max_sends)?,
+                confirm_window: number("CONFIRM_WINDOW_SECONDS", defaults.confirm_window)?,
+            },
+        })
+    }
+}

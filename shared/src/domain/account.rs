@@ -1,0 +1,64 @@
+use super::{Channel, Contact};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    Active,
+    /// Permanent: a closed account is never reopened.
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<AccountStatus> {
+        match value {
+            "active" => Some(AccountStatus::Active),
+            "closed" => Some(AccountStatus::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// The slice of an exchange account this service reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub account_id: String,
+    pub email: Option<Contact>,
+    pub phone: Option<Contact>,
+    pub status: AccountStatus,
+    pub kyc_verified: bool,
+    pub has_assets: bool,
+    pub referral_code: Option<String>,
+    pub referral_code_active: bool,
+    /// Base32 TOTP secret; `None` when no authenticator app is enrolled.
+    pub totp_secret: Option<String>,
+    /// The last TOTP step accepted for this account (RFC 6238 §5.2).
+    pub totp_last_step: Option<u64>,
+    /// Bumped to revoke every token issued before it.
+    pub token_version: u64,
+}
+
+impl Account {
+    pub fn contact(&self, channel: Channel) -> Option<&Contact> {
+        match channel {
+            Channel::Email => self.email.as_ref(),
+            Channel::Phone => self.phone.as_ref(),
+        }
+    }
+
+    /// Where the current-contact code goes: the account's contact on the
+    /// migration's channel, else its other channel.
+    pub fn current_contact_for(&self, channel: Channel) -> Option<&Contact> {
+        self.contact(channel)
+            .or_else(|| self.contact(channel.other()))
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == AccountStatus::Active
+    }
+}

@@ -1,0 +1,60 @@
+//! What every function's `main` does: structured logs, configuration and
+//! clients once at init, then one handler for the endpoints it serves.
+
+use lambda_http::{service_fn, Body, Request, Response};
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::domain::Timestamp;
+use crate::http::{self, Endpoint};
+use crate::notify::Courier;
+use crate::store::Store;
+
+/// JSON log lines (CloudWatch parses them); level from `LOG_LEVEL`.
+pub fn init_logging() {
+    let level = std::env::var("LOG_LEVEL")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level)
+        .with_current_span(false)
+        .with_target(false)
+        .flatten_event(true)
+        .init();
+}
+
+pub fn now() -> Timestamp {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as Timestamp)
+        .unwrap_or_default()
+}
+
+/// The service from configuration and the standard AWS environment
+/// (`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SESV2` point it at
+/// local emulators).
+pub async fn app_from_env(config: &Config) -> App {
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    App {
+        store: Store::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+        courier: Courier::new(aws_sdk_sesv2::Client::new(&aws), &config.sender_email),
+        codes: config.codes.clone(),
+        policy: config.policy.clone(),
+    }
+}
+
+/// Runs a Lambda function that serves `endpoints`.
+pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
+    init_logging();
+    let config = Config::from_env()?;
+    let app = app_from_env(&config).await;
+    let (app, auth) = (&app, config.auth);
+    lambda_http::run(service_fn(move |request: Request| async move {
+        Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)
+    }))
+    .await
+}

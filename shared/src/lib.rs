@@ -1,0 +1,14 @@
+//! The contact migration service's library: the domain rules, the DynamoDB
+//! store, code delivery, the HTTP edge, and the steps that join them. Each
+//! Lambda binary hands the endpoints it serves to [`lambda::run`].
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod lambda;
+pub mod notify;
+pub mod steps;
+pub mod store;
+
+pub use app::App;

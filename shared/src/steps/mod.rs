@@ -1,0 +1,62 @@
+//! The steps of the flow (PRODUCT.md §2), one module each. A step reads what
+//! it needs, applies the domain rules, and makes one conditional write or one
+//! transaction. Each takes the caller's account id and the current time.
+
+pub mod close;
+pub mod lifecycle;
+pub mod migrate;
+pub mod start;
+pub mod verify;
+
+use serde::Serialize;
+
+use crate::domain::{rfc3339, Migration, MigrationState, Policy, Timestamp};
+
+/// A migration as the owner sees it: the answer of start, resend and GET.
+#[derive(Debug, Serialize)]
+pub struct MigrationView {
+    pub migration_id: String,
+    pub state: &'static str,
+    pub channel: &'static str,
+    pub new_contact: String,
+    pub current_contact: String,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resend_available_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_account_id: Option<String>,
+}
+
+impl MigrationView {
+    pub fn of(m: &Migration, now: Timestamp, policy: &Policy) -> MigrationView {
+        let state = m.state_at(now, policy);
+        let open = state == MigrationState::CodesSent;
+        let verified = m.verified_at.is_some();
+        MigrationView {
+            migration_id: m.migration_id.clone(),
+            state: state.as_str(),
+            channel: m.channel.as_str(),
+            new_contact: m.new_contact.masked(),
+            current_contact: m.current_contact.masked(),
+            created_at: rfc3339(m.created_at),
+            expires_at: open.then(|| rfc3339(m.codes_expire_at)),
+            resend_available_at: open.then(|| rfc3339(m.resend_available_at(policy))),
+            attempts_remaining: open.then(|| m.attempts_remaining(policy)),
+            migration_required: (verified || m.completed_at.is_some())
+                .then(|| m.migration_required()),
+            confirm_by: m.confirm_by.map(rfc3339),
+            completed_at: m.completed_at.map(rfc3339),
+            closed_account_id: m.closed_account_id.clone(),
+        }
+    }
+}

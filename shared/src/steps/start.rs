@@ -1,0 +1,153 @@
+//! `POST /migrations` and `POST /migrations/{id}/resend`: codes to both sides.
+//!
+//! Start never looks at who owns the new contact: the work, the answer and
+//! its timing are the same for a bound and a free contact (no enumeration).
+//! Codes are delivered before anything is written, so a delivery failure
+//! leaves nothing usable behind.
+
+use serde::Deserialize;
+
+use super::MigrationView;
+use crate::app::App;
+use crate::domain::{
+    Channel, CodeSide, Contact, Error, Migration, MigrationState, OneTimeCode, Timestamp,
+};
+use crate::notify::Message;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    pub channel: Channel,
+    pub new_contact: String,
+}
+
+/// A fresh pair of codes, and their stored digests.
+struct CodePair {
+    new_contact: OneTimeCode,
+    current_contact: OneTimeCode,
+}
+
+impl CodePair {
+    fn generate() -> CodePair {
+        let mut rng = rand::rng();
+        CodePair {
+            new_contact: OneTimeCode::generate(&mut rng),
+            current_contact: OneTimeCode::generate(&mut rng),
+        }
+    }
+
+    /// Sets the digests of these codes on `m`.
+    fn store_digests(&self, app: &App, m: &mut Migration) {
+        m.new_code_digest = Some(app.codes.digest(
+            &m.migration_id,
+            CodeSide::NewContact,
+            &self.new_contact,
+        ));
+        m.current_code_digest = Some(app.codes.digest(
+            &m.migration_id,
+            CodeSide::CurrentContact,
+            &self.current_contact,
+        ));
+    }
+
+    async fn deliver(&self, app: &App, m: &Migration) -> Result<(), Error> {
+        let sends = [
+            (&m.new_contact, &self.new_contact, CodeSide::NewContact),
+            (
+                &m.current_contact,
+                &self.current_contact,
+                CodeSide::CurrentContact,
+            ),
+        ];
+        for (to, code, side) in sends {
+            if let Err(e) = app.courier.deliver(to, &Message::Code { code, side }).await {
+                tracing::warn!(migration_id = %m.migration_id, ?side, error = %e, "code delivery failed");
+                return Err(Error::DeliveryFailed);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub async fn start(
+    app: &App,
+    caller: &str,
+    request: StartRequest,
+    now: Timestamp,
+) -> Result<MigrationView, Error> {
+    let new_contact = Contact::parse(request.channel, &request.new_contact)?;
+    let main = app
+        .store
+        .account(caller)
+        .await?
+        .filter(|a| a.is_active())
+        .ok_or(Error::AccountNotActive)?;
+    if main.totp_secret.is_none() {
+        return Err(Error::TwoFactorRequired);
+    }
+    if main.contact(request.channel) == Some(&new_contact) {
+        return Err(Error::ContactAlreadyYours);
+    }
+    let current_contact = main
+        .current_contact_for(request.channel)
+        .cloned()
+        .ok_or_else(|| {
+            Error::InvalidRequest("the main account has no contact to send a code to".into())
+        })?;
+
+    let codes = CodePair::generate();
+    let mut migration = Migration {
+        migration_id: uuid::Uuid::new_v4().to_string(),
+        account_id: main.account_id.clone(),
+        channel: request.channel,
+        new_contact,
+        current_contact,
+        state: MigrationState::CodesSent,
+        created_at: now,
+        codes_expire_at: now + app.policy.code_ttl,
+        new_code_digest: None,
+        current_code_digest: None,
+        sends: 1,
+        last_sent_at: now,
+        failed_attempts: 0,
+        duplicate_account_id: None,
+        verified_at: None,
+        confirm_by: None,
+        duplicate_has_assets: None,
+        previous_contact: None,
+        completed_at: None,
+        closed_account_id: None,
+    };
+    codes.store_digests(app, &mut migration);
+    codes.deliver(app, &migration).await?;
+    app.store.insert_migration(&migration).await?;
+    Ok(MigrationView::of(&migration, now, &app.policy))
+}
+
+pub async fn resend(
+    app: &App,
+    caller: &str,
+    migration_id: &str,
+    now: Timestamp,
+) -> Result<MigrationView, Error> {
+    let current = app.owned_migration(caller, migration_id).await?;
+    current.check_resend(now, &app.policy)?;
+
+    let codes = CodePair::generate();
+    let mut updated = Migration {
+        sends: current.sends + 1,
+        last_sent_at: now,
+        codes_expire_at: now + app.policy.code_ttl,
+        ..current.clone()
+    };
+    codes.store_digests(app, &mut updated);
+    codes.deliver(app, &updated).await?;
+    // Conditional on the send count read above: of two concurrent resends
+    // only one replaces the codes; the other is inside the cooldown now.
+    if !app.store.reissue_codes(&updated, current.sends).await? {
+        let now_stored = app.owned_migration(caller, migration_id).await?;
+        now_stored.check_resend(now, &app.policy)?;
+        return Err(Error::StateChanged);
+    }
+    Ok(MigrationView::of(&updated, now, &app.policy))
+}

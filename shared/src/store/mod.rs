@@ -1,0 +1,950 @@
+//! The persistence port: everything the steps ask of DynamoDB, as methods of
+//! one adapter. Every state change is a single conditional write or a single
+//! `TransactWriteItems`; the condition expressions carry the invariants, so a
+//! check made on a read cannot be overtaken by a concurrent request.
+
+pub mod item;
+mod table;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+use crate::domain::eligibility::EligibilityFacts;
+use crate::domain::{Account, AccountStatus, Contact, Error, Migration, Timestamp};
+use item::{b, n, s, Item};
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+/// Why one item of a cancelled transaction refused, with its old image when
+/// it failed a condition.
+#[derive(Debug)]
+struct Refusal {
+    code: String,
+    old: Option<Item>,
+}
+
+impl Refusal {
+    fn condition_failed(&self) -> bool {
+        self.code == "ConditionalCheckFailed"
+    }
+}
+
+/// What the migrate step reads in one round trip.
+#[derive(Debug)]
+pub struct MigrateFacts {
+    pub main: Account,
+    pub eligibility: EligibilityFacts,
+    /// Who owns the contact now; the closure needs it to still be the duplicate.
+    pub contact_owner: Option<String>,
+}
+
+/// The outcome of counting a verification attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Counted; the migration as it now stands.
+    Counted(Migration),
+    /// Not counted: the migration is no longer open for verification.
+    Refused,
+}
+
+/// The outcome of a transaction that consumes a TOTP step.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verification {
+    Committed,
+    /// The TOTP step was used by a concurrent request first.
+    TotpReplayed,
+    /// The migration, the account or the contact changed since they were read.
+    StateChanged,
+}
+
+fn sdk_error<E>(operation: &'static str) -> impl FnOnce(SdkError<E>) -> Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| Error::Internal(format!("dynamodb {operation}: {}", DisplayErrorContext(&e)))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> Error {
+    Error::Internal(format!("dynamodb request: {e}"))
+}
+
+fn values<const N: usize>(
+    pairs: [(&str, aws_sdk_dynamodb::types::AttributeValue); N],
+) -> Option<Item> {
+    Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+fn names<const N: usize>(pairs: [(&str, &str); N]) -> Option<HashMap<String, String>> {
+    Some(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+fn audit_item(account_id: &str, migration: &Migration, step: &str, now: Timestamp) -> Item {
+    let mut attributes = vec![
+        ("account_id", s(account_id)),
+        ("migration_id", s(&migration.migration_id)),
+        ("step", s(step)),
+        ("channel", s(migration.channel.as_str())),
+        ("contact", s(migration.new_contact.masked())),
+        ("at", n(now)),
+    ];
+    if let Some(duplicate) = &migration.duplicate_account_id {
+        attributes.push(("duplicate_account_id", s(duplicate)));
+    }
+    item::with_key(
+        item::audit_key(account_id, now, &migration.migration_id, step),
+        attributes,
+    )
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Store {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table if it does not exist; returns whether it did.
+    pub async fn create_table(&self) -> Result<bool, Error> {
+        table::create_table(&self.client, &self.table).await
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_error("GetItem"))?;
+        Ok(out.item)
+    }
+
+    /// Strongly consistent reads of several items in one request, keyed by `pk`+`sk`.
+    async fn get_many(&self, keys: Vec<Item>) -> Result<HashMap<(String, String), Item>, Error> {
+        let mut found = HashMap::new();
+        let mut pending = keys;
+        // Unprocessed keys are retried; the SDK already backs off on throttling.
+        for _ in 0..5 {
+            if pending.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_error("BatchGetItem"))?;
+            for it in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let pk = item::get_s(&it, item::PK).unwrap_or_default().to_owned();
+                let sk = item::get_s(&it, item::SK).unwrap_or_default().to_owned();
+                found.insert((pk, sk), it);
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(Error::Internal(
+                "dynamodb BatchGetItem: keys left unprocessed".into(),
+            ));
+        }
+        Ok(found)
+    }
+
+    fn take(found: &mut HashMap<(String, String), Item>, key: &Item) -> Option<Item> {
+        let pk = item::get_s(key, item::PK).unwrap_or_default().to_owned();
+        let sk = item::get_s(key, item::SK).unwrap_or_default().to_owned();
+        found.remove(&(pk, sk))
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<Refusal>>, Error> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(c) => Ok(Err(c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| Refusal {
+                        code: r.code().unwrap_or("None").to_owned(),
+                        old: r.item().cloned(),
+                    })
+                    .collect())),
+                other => Err(Error::Internal(format!(
+                    "dynamodb TransactWriteItems: {}",
+                    DisplayErrorContext(&other)
+                ))),
+            },
+        }
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, Error> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    // ---- accounts -------------------------------------------------------
+
+    /// Creates an account and claims its contacts, all or nothing: a contact
+    /// that already has an owner refuses the whole account.
+    pub async fn create_account(&self, account: &Account) -> Result<bool, Error> {
+        let mut items = vec![self.put(item::account_to_item(account), "attribute_not_exists(pk)")?];
+        for contact in [&account.email, &account.phone].into_iter().flatten() {
+            items.push(self.put(
+                item::with_key(
+                    item::contact_key(contact),
+                    [("owner", s(&account.account_id))],
+                ),
+                "attribute_not_exists(pk)",
+            )?);
+        }
+        Ok(self.transact(items).await?.is_ok())
+    }
+
+    /// Writes an account as it is, for operators and tests that change the
+    /// world between two steps. Contact ownership items are not touched.
+    pub async fn put_account_item(&self, account: &Account) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::account_to_item(account)))
+            .send()
+            .await
+            .map_err(sdk_error("PutItem"))?;
+        Ok(())
+    }
+
+    pub async fn account(&self, account_id: &str) -> Result<Option<Account>, Error> {
+        self.get(item::account_key(account_id))
+            .await?
+            .map(|it| item::account_from_item(&it))
+            .transpose()
+    }
+
+    pub async fn contact_owner(&self, contact: &Contact) -> Result<Option<String>, Error> {
+        Ok(self
+            .get(item::contact_key(contact))
+            .await?
+            .and_then(|it| item::get_s(&it, "owner").map(str::to_owned)))
+    }
+
+    /// Every audit record of an account, oldest first.
+    pub async fn audit_trail(&self, account_id: &str) -> Result<Vec<Item>, Error> {
+        let mut records = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", s(format!("ACCOUNT#{account_id}")))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error("Query"))?;
+            records.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+
+    // ---- migrations -----------------------------------------------------
+
+    pub async fn migration(&self, migration_id: &str) -> Result<Option<Migration>, Error> {
+        self.get(item::migration_key(migration_id))
+            .await?
+            .map(|it| item::migration_from_item(&it))
+            .transpose()
+    }
+
+    pub async fn insert_migration(&self, migration: &Migration) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::migration_to_item(migration)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(sdk_error("PutItem"))?;
+        Ok(())
+    }
+
+    /// Replaces the codes of `updated` (already holding the new digests, send
+    /// count and times) if no other send or step happened since `sends_before`
+    /// was read. Returns whether it applied.
+    pub async fn reissue_codes(
+        &self,
+        updated: &Migration,
+        sends_before: u32,
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&updated.migration_id)))
+            .update_expression(
+                "SET new_code_digest = :new, current_code_digest = :current, sends = :sends, \
+                 last_sent_at = :now, codes_expire_at = :expires",
+            )
+            .condition_expression(
+                "#state = :codes_sent AND account_id = :owner AND sends = :before",
+            )
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(values([
+                (
+                    ":new",
+                    s(updated.new_code_digest.clone().unwrap_or_default()),
+                ),
+                (
+                    ":current",
+                    s(updated.current_code_digest.clone().unwrap_or_default()),
+                ),
+                (":sends", n(updated.sends)),
+                (":now", n(updated.last_sent_at)),
+                (":expires", n(updated.codes_expire_at)),
+                (":codes_sent", s("codes_sent")),
+                (":owner", s(&updated.account_id)),
+                (":before", n(sends_before)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// Counts one verification attempt before any code is checked, so parallel
+    /// guesses can never exceed `max_attempts` checks in all.
+    pub async fn count_attempt(
+        &self,
+        migration_id: &str,
+        owner: &str,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<Attempt, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(migration_id)))
+            .update_expression("SET failed_attempts = failed_attempts + :one")
+            .condition_expression(
+                "#state = :codes_sent AND account_id = :owner AND failed_attempts < :max \
+                 AND codes_expire_at > :now",
+            )
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(values([
+                (":one", n(1)),
+                (":codes_sent", s("codes_sent")),
+                (":owner", s(owner)),
+                (":max", n(max_attempts)),
+                (":now", n(now)),
+            ]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let it = out
+                    .attributes
+                    .ok_or_else(|| Error::Internal("UpdateItem returned no attributes".into()))?;
+                Ok(Attempt::Counted(item::migration_from_item(&it)?))
+            }
+            Err(e) if is_condition_failure(&e) => Ok(Attempt::Refused),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// Locks a migration whose attempts are spent.
+    pub async fn lock(&self, migration_id: &str) -> Result<(), Error> {
+        self.set_state_if(migration_id, "locked", "codes_sent")
+            .await
+            .map(|_| ())
+    }
+
+    async fn set_state_if(&self, migration_id: &str, to: &str, from: &str) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(migration_id)))
+            .update_expression("SET #state = :to")
+            .condition_expression("#state = :from")
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(values([(":to", s(to)), (":from", s(from))]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// Records a TOTP step as used without any other change (a failed attempt
+    /// whose TOTP was right), so the same code cannot be tried again.
+    pub async fn consume_totp_step(&self, account_id: &str, step: u64) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::account_key(account_id)))
+            .update_expression("SET totp_last_step = :step")
+            .condition_expression(TOTP_STEP_UNUSED)
+            .set_expression_attribute_values(values([(":step", n(step))]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// The migration's half of a successful verification: codes spent,
+    /// conditional on them being the codes that were checked.
+    fn verified_migration_update(
+        &self,
+        migration: &Migration,
+        set: &str,
+        mut extra: Item,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem, Error> {
+        extra.extend(
+            values([
+                (":codes_sent", s("codes_sent")),
+                (":owner", s(&migration.account_id)),
+                (":now", n(now)),
+                (
+                    ":digest",
+                    s(migration.new_code_digest.clone().unwrap_or_default()),
+                ),
+            ])
+            .unwrap_or_default(),
+        );
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item::migration_key(&migration.migration_id)))
+                    .update_expression(format!("{set} REMOVE new_code_digest, current_code_digest"))
+                    .condition_expression(
+                        "#state = :codes_sent AND account_id = :owner AND codes_expire_at > :now \
+                         AND new_code_digest = :digest",
+                    )
+                    .set_expression_attribute_names(names([("#state", "state")]))
+                    .set_expression_attribute_values(Some(extra))
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    /// Verification of a contact bound to another account: the migration
+    /// becomes `verified` and the TOTP step is spent, together.
+    pub async fn mark_verified(
+        &self,
+        migration: &Migration,
+        duplicate_account_id: &str,
+        totp_step: u64,
+        now: Timestamp,
+        confirm_by: Timestamp,
+    ) -> Result<Verification, Error> {
+        let items = vec![
+            self.verified_migration_update(
+                migration,
+                "SET #state = :verified, duplicate_account_id = :dup, verified_at = :now, confirm_by = :by",
+                values([
+                    (":verified", s("verified")),
+                    (":dup", s(duplicate_account_id)),
+                    (":by", n(confirm_by)),
+                ])
+                .unwrap_or_default(),
+                now,
+            )?,
+            self.totp_step_update(&migration.account_id, totp_step, None)?,
+        ];
+        Ok(verification_outcome(self.transact(items).await?))
+    }
+
+    /// Verification of a free contact: a plain change of contact, committed
+    /// at once. The new contact is claimed, the old one released, the TOTP
+    /// step spent and the migration completed, together.
+    pub async fn complete_plain_change(
+        &self,
+        migration: &Migration,
+        previous: Option<&Contact>,
+        totp_step: u64,
+        now: Timestamp,
+    ) -> Result<Verification, Error> {
+        let owner = &migration.account_id;
+        let mut items = vec![
+            self.verified_migration_update(
+                migration,
+                "SET #state = :completed, completed_at = :now",
+                values([(":completed", s("completed"))]).unwrap_or_default(),
+                now,
+            )?,
+            self.totp_step_update(owner, totp_step, Some((&migration.new_contact, previous)))?,
+            self.put(
+                item::with_key(
+                    item::contact_key(&migration.new_contact),
+                    [("owner", s(owner))],
+                ),
+                "attribute_not_exists(pk)",
+            )?,
+            self.put(
+                audit_item(owner, migration, "change", now),
+                "attribute_not_exists(pk)",
+            )?,
+        ];
+        if let Some(previous) = previous {
+            items.push(self.release_contact(previous, owner)?);
+        }
+        Ok(verification_outcome(self.transact(items).await?))
+    }
+
+    /// The account's half of a verification: the TOTP step spent, and for a
+    /// plain change the contact swapped, conditional on the account being
+    /// active and its contact unchanged.
+    fn totp_step_update(
+        &self,
+        account_id: &str,
+        step: u64,
+        contact_change: Option<(&Contact, Option<&Contact>)>,
+    ) -> Result<TransactWriteItem, Error> {
+        let mut update = "SET totp_last_step = :step".to_owned();
+        let mut condition = format!("#status = :active AND ({TOTP_STEP_UNUSED})");
+        let mut attribute_names = names([("#status", "status")]).unwrap_or_default();
+        let mut attribute_values =
+            values([(":step", n(step)), (":active", s("active"))]).unwrap_or_default();
+        if let Some((new, previous)) = contact_change {
+            let field = new.channel().as_str();
+            update.push_str(", #contact = :new");
+            attribute_names.insert("#contact".into(), field.into());
+            attribute_values.insert(":new".into(), s(new.value()));
+            match previous {
+                Some(previous) => {
+                    condition.push_str(" AND #contact = :previous");
+                    attribute_values.insert(":previous".into(), s(previous.value()));
+                }
+                None => condition.push_str(" AND attribute_not_exists(#contact)"),
+            }
+        }
+        Ok(TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item::account_key(account_id)))
+                    .update_expression(update)
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(attribute_names))
+                    .set_expression_attribute_values(Some(attribute_values))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    fn release_contact(&self, contact: &Contact, owner: &str) -> Result<TransactWriteItem, Error> {
+        Ok(TransactWriteItem::builder()
+            .delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(item::contact_key(contact)))
+                    .condition_expression("#owner = :owner")
+                    .set_expression_attribute_names(names([("#owner", "owner")]))
+                    .set_expression_attribute_values(values([(":owner", s(owner))]))
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build())
+    }
+
+    /// Everything eligibility needs at verification, in one request.
+    pub async fn eligibility_facts(
+        &self,
+        main_account_id: &str,
+        duplicate_account_id: &str,
+        contact: &Contact,
+    ) -> Result<Option<EligibilityFacts>, Error> {
+        let keys = [
+            item::account_key(duplicate_account_id),
+            item::migrated_marker_key(contact),
+            item::received_marker_key(main_account_id, contact.channel()),
+        ];
+        let mut found = self.get_many(keys.to_vec()).await?;
+        let Some(duplicate) = Self::take(&mut found, &keys[0]) else {
+            return Ok(None);
+        };
+        Ok(Some(EligibilityFacts {
+            duplicate: item::account_from_item(&duplicate)?,
+            contact_already_migrated: Self::take(&mut found, &keys[1]).is_some(),
+            main_already_received: Self::take(&mut found, &keys[2]).is_some(),
+        }))
+    }
+
+    /// Everything the migrate step re-checks, in one request.
+    pub async fn migrate_facts(
+        &self,
+        migration: &Migration,
+    ) -> Result<Option<MigrateFacts>, Error> {
+        let Some(duplicate_id) = &migration.duplicate_account_id else {
+            return Ok(None);
+        };
+        let keys = [
+            item::account_key(&migration.account_id),
+            item::account_key(duplicate_id),
+            item::migrated_marker_key(&migration.new_contact),
+            item::received_marker_key(&migration.account_id, migration.channel),
+            item::contact_key(&migration.new_contact),
+        ];
+        let mut found = self.get_many(keys.to_vec()).await?;
+        let (Some(main), Some(duplicate)) = (
+            Self::take(&mut found, &keys[0]),
+            Self::take(&mut found, &keys[1]),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(MigrateFacts {
+            main: item::account_from_item(&main)?,
+            eligibility: EligibilityFacts {
+                duplicate: item::account_from_item(&duplicate)?,
+                contact_already_migrated: Self::take(&mut found, &keys[2]).is_some(),
+                main_already_received: Self::take(&mut found, &keys[3]).is_some(),
+            },
+            contact_owner: Self::take(&mut found, &keys[4])
+                .and_then(|it| item::get_s(&it, "owner").map(str::to_owned)),
+        }))
+    }
+
+    /// `verified` -> `awaiting_confirmation`, recording what the closure will
+    /// be conditional on. Returns whether it applied.
+    pub async fn await_confirmation(
+        &self,
+        migration: &Migration,
+        previous_contact: Option<&Contact>,
+        duplicate_has_assets: bool,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let mut update = "SET #state = :awaiting, duplicate_has_assets = :assets".to_owned();
+        let mut attribute_values = values([
+            (":awaiting", s("awaiting_confirmation")),
+            (":verified", s("verified")),
+            (":assets", b(duplicate_has_assets)),
+            (":owner", s(&migration.account_id)),
+            (":now", n(now)),
+        ])
+        .unwrap_or_default();
+        match previous_contact {
+            Some(previous) => {
+                update.push_str(", previous_contact = :previous");
+                attribute_values.insert(":previous".into(), s(previous.value()));
+            }
+            None => update.push_str(" REMOVE previous_contact"),
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&migration.migration_id)))
+            .update_expression(update)
+            .condition_expression(
+                "#state = :verified AND account_id = :owner AND confirm_by > :now",
+            )
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(Some(attribute_values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// The closure, in one transaction: the migration completes, the duplicate
+    /// closes (tokens revoked, referral code off, contact removed), the contact
+    /// moves to the main account and its previous one is released, both
+    /// once-only markers are written, and the audit record is stored. Any
+    /// refused condition cancels all of it; the refusal is mapped to the most
+    /// specific answer.
+    pub async fn commit_closure(&self, migration: &Migration, now: Timestamp) -> Result<(), Error> {
+        let main = &migration.account_id;
+        let duplicate = migration
+            .duplicate_account_id
+            .as_deref()
+            .ok_or(Error::InvalidState("verified"))?;
+        let contact = &migration.new_contact;
+        let field = contact.channel().as_str();
+
+        let migration_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&migration.migration_id)))
+            .update_expression(
+                "SET #state = :completed, completed_at = :now, closed_account_id = :dup",
+            )
+            .condition_expression(
+                "#state = :awaiting AND account_id = :main AND duplicate_account_id = :dup \
+                 AND confirm_by > :now",
+            )
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(values([
+                (":completed", s("completed")),
+                (":awaiting", s("awaiting_confirmation")),
+                (":main", s(main)),
+                (":dup", s(duplicate)),
+                (":now", n(now)),
+            ]))
+            .build()
+            .map_err(build_error)?;
+
+        // Closed for good: no sign-in (token version bumped), no referrals,
+        // no contact. Conditional on it still being an active, unverified
+        // account that owns the contact (rules 1 and 5).
+        let duplicate_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(item::account_key(duplicate)))
+            .update_expression(
+                "SET #status = :closed, closed_at = :now, tokens_revoked_at = :now, \
+                 token_version = token_version + :one, referral_code_active = :false REMOVE #contact",
+            )
+            .condition_expression("#status = :active AND kyc_verified = :false AND #contact = :contact")
+            .set_expression_attribute_names(names([("#status", "status"), ("#contact", field)]))
+            .set_expression_attribute_values(values([
+                (":closed", s(AccountStatus::Closed.as_str())),
+                (":active", s(AccountStatus::Active.as_str())),
+                (":now", n(now)),
+                (":one", n(1)),
+                (":false", b(false)),
+                (":contact", s(contact.value())),
+            ]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_error)?;
+
+        // The main account takes the contact, provided its own contact on the
+        // channel is still the one `migrate` saw.
+        let mut main_condition = "#status = :active".to_owned();
+        let mut main_values = values([
+            (":active", s(AccountStatus::Active.as_str())),
+            (":contact", s(contact.value())),
+        ])
+        .unwrap_or_default();
+        match &migration.previous_contact {
+            Some(previous) => {
+                main_condition.push_str(" AND #contact = :previous");
+                main_values.insert(":previous".into(), s(previous.value()));
+            }
+            None => main_condition.push_str(" AND attribute_not_exists(#contact)"),
+        }
+        let main_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(item::account_key(main)))
+            .update_expression("SET #contact = :contact")
+            .condition_expression(main_condition)
+            .set_expression_attribute_names(names([("#status", "status"), ("#contact", field)]))
+            .set_expression_attribute_values(Some(main_values))
+            .build()
+            .map_err(build_error)?;
+
+        let ownership_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(item::contact_key(contact)))
+            .update_expression("SET #owner = :main")
+            .condition_expression("#owner = :dup")
+            .set_expression_attribute_names(names([("#owner", "owner")]))
+            .set_expression_attribute_values(values([(":main", s(main)), (":dup", s(duplicate))]))
+            .build()
+            .map_err(build_error)?;
+
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(migration_update)
+                .build(),
+            TransactWriteItem::builder()
+                .update(duplicate_update)
+                .build(),
+            TransactWriteItem::builder().update(main_update).build(),
+            TransactWriteItem::builder()
+                .update(ownership_update)
+                .build(),
+            // Rule 3, both halves, as markers that can be written only once.
+            self.put(
+                item::with_key(
+                    item::migrated_marker_key(contact),
+                    [
+                        ("account_id", s(main)),
+                        ("migration_id", s(&migration.migration_id)),
+                        ("at", n(now)),
+                    ],
+                ),
+                "attribute_not_exists(pk)",
+            )?,
+            self.put(
+                item::with_key(
+                    item::received_marker_key(main, contact.channel()),
+                    [("migration_id", s(&migration.migration_id)), ("at", n(now))],
+                ),
+                "attribute_not_exists(pk)",
+            )?,
+            self.put(
+                audit_item(main, migration, "close", now),
+                "attribute_not_exists(pk)",
+            )?,
+        ];
+        if let Some(previous) = &migration.previous_contact {
+            items.push(self.release_contact(previous, main)?);
+        }
+
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(refusals) => Err(closure_refusal(&refusals)),
+        }
+    }
+
+    /// Any open migration -> `cancelled`. Returns whether it applied.
+    pub async fn cancel(&self, migration: &Migration, now: Timestamp) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&migration.migration_id)))
+            .update_expression("SET #state = :cancelled, cancelled_at = :now")
+            .condition_expression(
+                "#state IN (:codes_sent, :verified, :awaiting) AND account_id = :owner",
+            )
+            .set_expression_attribute_names(names([("#state", "state")]))
+            .set_expression_attribute_values(values([
+                (":cancelled", s("cancelled")),
+                (":codes_sent", s("codes_sent")),
+                (":verified", s("verified")),
+                (":awaiting", s("awaiting_confirmation")),
+                (":owner", s(&migration.account_id)),
+                (":now", n(now)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+}
+
+/// A TOTP step is accepted once per account: only a later step may be stored.
+const TOTP_STEP_UNUSED: &str = "attribute_not_exists(totp_last_step) OR totp_last_step < :step";
+
+fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Verification transactions: item 0 is the migration, item 1 the account.
+fn verification_outcome(result: Result<(), Vec<Refusal>>) -> Verification {
+    let Err(refusals) = result else {
+        return Verification::Committed;
+    };
+    let account_refused = refusals.get(1).is_some_and(Refusal::condition_failed);
+    let replayed = account_refused
+        && refusals[1].old.as_ref().is_some_and(|old| {
+            item::get_s(old, "status") == Some(AccountStatus::Active.as_str())
+                && refusals
+                    .iter()
+                    .enumerate()
+                    .all(|(i, r)| i == 1 || !r.condition_failed())
+        });
+    if replayed {
+        Verification::TotpReplayed
+    } else {
+        Verification::StateChanged
+    }
+}
+
+/// Closure transaction layout: 0 migration, 1 duplicate, 2 main, 3 contact
+/// ownership, 4 contact marker, 5 received marker, 6 audit, 7 release.
+fn closure_refusal(refusals: &[Refusal]) -> Error {
+    let failed = |i: usize| refusals.get(i).is_some_and(Refusal::condition_failed);
+    if failed(4) {
+        return Error::ContactAlreadyMigrated;
+    }
+    if failed(5) {
+        return Error::AccountAlreadyMigrated;
+    }
+    if failed(1) {
+        if let Some(old) = refusals[1].old.as_ref() {
+            if item::get_s(old, "status") == Some(AccountStatus::Closed.as_str()) {
+                return Error::DuplicateClosed;
+            }
+            if item::get_bool(old, "kyc_verified") {
+                return Error::DuplicateIdentityVerified;
+            }
+        }
+    }
+    Error::StateChanged
+}

@@ -1,0 +1,466 @@
+//! The harness of the end-to-end tests: a fresh table in DynamoDB Local per
+//! test, codes read back from the SES emulator's store, and requests shaped
+//! exactly as the API Gateway HTTP API (payload 2.0, JWT authorizer) sends
+//! them, answered by the same `http::serve` the Lambda functions run.
+//!
+//! Needs the local stack (`make test` starts it): DynamoDB Local on
+//! `AWS_ENDPOINT_URL_DYNAMODB`, the SES emulator on `AWS_ENDPOINT_URL_SESV2`.
+
+use contact_migration::domain::{
+    totp, Account, AccountStatus, Channel, CodeKey, Contact, Policy, Timestamp,
+};
+use contact_migration::http::{self, AuthMode, Endpoint};
+use contact_migration::notify::Courier;
+use contact_migration::store::Store;
+use contact_migration::App;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+pub const ALL_ENDPOINTS: &[Endpoint] = &[
+    Endpoint::Start,
+    Endpoint::Resend,
+    Endpoint::Verify,
+    Endpoint::Migrate,
+    Endpoint::Close,
+    Endpoint::Get,
+    Endpoint::Cancel,
+];
+
+pub const ACKNOWLEDGE_ALL: &[&str] = &[
+    "account_closure_permanent",
+    "assets_not_transferred",
+    "invitation_relationships_lost",
+];
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn ses_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL_SESV2", "http://127.0.0.1:8005")
+}
+
+pub fn dynamodb_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+}
+
+/// SDK configuration for the local stack, whatever the environment holds:
+/// fixed dummy credentials, never a developer's real ones.
+pub async fn local_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(env_or("AWS_REGION", "us-east-1")))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+pub fn ses_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::from_conf(
+        aws_sdk_sesv2::config::Builder::from(config)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+pub fn unix_now() -> Timestamp {
+    contact_migration::lambda::now()
+}
+
+/// A unique address on a domain the emulator accepts.
+pub fn unique_email(label: &str) -> String {
+    format!("{label}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+pub struct TestAccount {
+    pub id: String,
+    pub email: String,
+    pub totp_secret: Option<String>,
+}
+
+impl TestAccount {
+    pub fn totp_at(&self, at: Timestamp) -> String {
+        totp::code_at(self.totp_secret.as_deref().expect("account has TOTP"), at)
+            .expect("valid secret")
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct AccountSpec {
+    pub kyc: bool,
+    pub assets: bool,
+    pub no_totp: bool,
+}
+
+/// One test's world: its own table, the real emulators.
+pub struct Stack {
+    pub app: App,
+    pub http: reqwest::Client,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<String>,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+pub const TEST_SECRET: &[u8] = b"end-to-end-test-secret-0123456789abcdef";
+
+impl Stack {
+    pub async fn new() -> Stack {
+        Stack::with_policy(Policy::default()).await
+    }
+
+    pub async fn with_policy(policy: Policy) -> Stack {
+        let aws = local_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&aws)
+                .endpoint_url(dynamodb_endpoint())
+                .build(),
+        );
+        let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let store = Store::new(dynamodb, table);
+        store
+            .create_table()
+            .await
+            .expect("DynamoDB Local is reachable (make test starts it)");
+        Stack {
+            app: App {
+                store,
+                courier: Courier::new(ses_client(&aws, &ses_endpoint()), "no-reply@example.com"),
+                codes: CodeKey::new(TEST_SECRET).expect("long enough"),
+                policy,
+            },
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The same table and policy, with code delivery through `courier`.
+    pub fn with_courier(&self, courier: Courier) -> Stack {
+        Stack {
+            app: App {
+                courier,
+                ..self.app.clone()
+            },
+            http: self.http.clone(),
+        }
+    }
+
+    pub async fn account(&self, spec: AccountSpec) -> TestAccount {
+        let email = unique_email(if spec.kyc { "kyc" } else { "user" });
+        let id = uuid::Uuid::new_v4().to_string();
+        let totp_secret = (!spec.no_totp).then(|| totp::generate_secret(&mut rand::rng()));
+        let account = Account {
+            account_id: id.clone(),
+            email: Some(Contact::parse(Channel::Email, &email).unwrap()),
+            phone: None,
+            status: AccountStatus::Active,
+            kyc_verified: spec.kyc,
+            has_assets: spec.assets,
+            referral_code: Some(format!("REF{}", &id[..6])),
+            referral_code_active: true,
+            totp_secret: totp_secret.clone(),
+            totp_last_step: None,
+            token_version: 0,
+        };
+        assert!(self.app.store.create_account(&account).await.unwrap());
+        TestAccount {
+            id,
+            email,
+            totp_secret,
+        }
+    }
+
+    pub async fn stored_account(&self, id: &str) -> Account {
+        self.app
+            .store
+            .account(id)
+            .await
+            .unwrap()
+            .expect("account exists")
+    }
+
+    /// Sends a request as API Gateway would, with `caller` as the JWT `sub`.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        caller: Option<&str>,
+        body: Option<Value>,
+        now: Timestamp,
+    ) -> Answer {
+        let body = body.map(|b| b.to_string());
+        self.call_raw(
+            method,
+            path,
+            caller,
+            body.as_deref(),
+            &[("content-type", "application/json")],
+            now,
+            AuthMode::Jwt,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        caller: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        now: Timestamp,
+        auth: AuthMode,
+    ) -> Answer {
+        let event = api_gateway_event(method, path, caller, body, headers);
+        let request =
+            lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+        let response = http::serve(&self.app, auth, ALL_ENDPOINTS, request, now).await;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes: &[u8] = response.body().as_ref();
+        let body = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            retry_after,
+        }
+    }
+
+    pub async fn start(&self, main: &TestAccount, new_contact: &str, now: Timestamp) -> Answer {
+        self.call(
+            "POST",
+            "/migrations",
+            Some(&main.id),
+            Some(json!({"channel": "email", "new_contact": new_contact})),
+            now,
+        )
+        .await
+    }
+
+    /// The codes most recently sent to each side of a started migration.
+    pub async fn codes(&self, new_contact: &str, current_contact: &str) -> (String, String) {
+        (
+            self.latest_code(new_contact).await,
+            self.latest_code(current_contact).await,
+        )
+    }
+
+    pub async fn verify(
+        &self,
+        main: &TestAccount,
+        id: &str,
+        codes: (&str, &str, &str),
+        now: Timestamp,
+    ) -> Answer {
+        self.call(
+            "POST",
+            &format!("/migrations/{id}/verify"),
+            Some(&main.id),
+            Some(json!({"new_contact_code": codes.0, "current_contact_code": codes.1, "totp_code": codes.2})),
+            now,
+        )
+        .await
+    }
+
+    /// Start and verify with the right codes; returns the migration id and the verify answer.
+    pub async fn start_and_verify(
+        &self,
+        main: &TestAccount,
+        new_contact: &str,
+        now: Timestamp,
+    ) -> (String, Answer) {
+        let started = self.start(main, new_contact, now).await;
+        assert_eq!(started.status, 201, "{started:?}");
+        let id = started.body["migration_id"].as_str().unwrap().to_owned();
+        let (new_code, current_code) = self.codes(new_contact, &main.email).await;
+        let verified = self
+            .verify(
+                main,
+                &id,
+                (&new_code, &current_code, &main.totp_at(now)),
+                now,
+            )
+            .await;
+        (id, verified)
+    }
+
+    pub async fn step(
+        &self,
+        main: &TestAccount,
+        id: &str,
+        step: &str,
+        body: Value,
+        now: Timestamp,
+    ) -> Answer {
+        self.call(
+            "POST",
+            &format!("/migrations/{id}/{step}"),
+            Some(&main.id),
+            Some(body),
+            now,
+        )
+        .await
+    }
+
+    pub async fn close_all_acknowledged(
+        &self,
+        main: &TestAccount,
+        id: &str,
+        now: Timestamp,
+    ) -> Answer {
+        self.step(
+            main,
+            id,
+            "close",
+            json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true}),
+            now,
+        )
+        .await
+    }
+
+    /// The whole flow up to a completed migration.
+    pub async fn migrate_fully(
+        &self,
+        main: &TestAccount,
+        new_contact: &str,
+        now: Timestamp,
+    ) -> (String, Answer) {
+        let (id, verified) = self.start_and_verify(main, new_contact, now).await;
+        assert_eq!(verified.body["state"], "verified", "{verified:?}");
+        let migrated = self.step(main, &id, "migrate", json!({}), now).await;
+        assert_eq!(migrated.status, 200, "{migrated:?}");
+        let closed = self.close_all_acknowledged(main, &id, now).await;
+        (id, closed)
+    }
+
+    /// Every email the SES emulator holds for `to`, oldest first, as (subject, text).
+    pub async fn emails_to(&self, to: &str) -> Vec<(String, String)> {
+        let store: Value = self
+            .http
+            .get(format!("{}/store", ses_endpoint()))
+            .send()
+            .await
+            .expect("the SES emulator is reachable (make test starts it)")
+            .json()
+            .await
+            .expect("the SES emulator store is JSON");
+        store["emails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|email| {
+                email_recipients(email)
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(to))
+            })
+            .map(|email| {
+                (
+                    email["subject"].as_str().unwrap_or_default().to_owned(),
+                    email["body"]["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// The first standalone 6-digit number of the newest code email to `to`.
+    pub async fn latest_code(&self, to: &str) -> String {
+        for _ in 0..50 {
+            let found = self
+                .emails_to(to)
+                .await
+                .into_iter()
+                .rev()
+                .find_map(|(_, text)| first_six_digit_number(&text));
+            if let Some(code) = found {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no code email reached {to}");
+    }
+}
+
+fn email_recipients(email: &Value) -> Vec<String> {
+    email["destination"]["to"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn first_six_digit_number(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .map(str::to_owned)
+}
+
+/// An API Gateway HTTP API (payload format 2.0) event.
+pub fn api_gateway_event(
+    method: &str,
+    path: &str,
+    caller: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Value {
+    let authorizer = match caller {
+        Some(sub) => {
+            json!({"jwt": {"claims": {"sub": sub, "iss": "https://issuer.example.com"}, "scopes": null}})
+        }
+        None => Value::Null,
+    };
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "authorizer": authorizer,
+            "domainName": "api.example.com",
+            "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "end-to-end"},
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "26/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 0
+        },
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
+/// Replaces an account item as an operator (or another system) would, to
+/// change the world between two steps.
+pub async fn overwrite_account(stack: &Stack, account: &Account) {
+    stack.app.store.put_account_item(account).await.unwrap();
+}
