@@ -6,7 +6,9 @@ use contact_migration::notify::Courier;
 use end_to_end::{local_config, ses_client, unique_email, unix_now, AccountSpec, Stack};
 use serde_json::json;
 
-const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+type Headers = &'static [(&'static str, &'static str)];
+
+const JSON: Headers = &[("content-type", "application/json")];
 
 #[tokio::test]
 async fn requests_without_identity_are_unauthenticated() {
@@ -97,7 +99,7 @@ async fn malformed_requests_are_invalid_requests() {
         "a".repeat(20_000)
     );
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    let cases: Vec<(&str, String, &[(&str, &str)])> = vec![
+    let cases: Vec<(&str, String, Headers)> = vec![
         ("not json", "{".into(), JSON),
         (
             "unknown channel",

@@ -11,7 +11,7 @@ use crate::domain::eligibility::{self, Blocker};
 use crate::domain::totp;
 use crate::domain::{CodeSide, Error, Migration, Timestamp};
 use crate::notify::Notice;
-use crate::store::{Attempt, Verification};
+use crate::store::Verification;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +56,8 @@ pub async fn verify(
         .count_attempt(migration_id, caller, app.policy.max_failed_attempts, now)
         .await?
     {
-        Attempt::Counted(m) => m,
-        Attempt::Refused => {
+        Some(counted) => counted,
+        None => {
             // Locked, expired or moved on by a concurrent request: say which.
             app.owned_migration(caller, migration_id)
                 .await?

@@ -48,15 +48,6 @@ pub struct MigrateFacts {
     pub contact_owner: Option<String>,
 }
 
-/// The outcome of counting a verification attempt.
-#[derive(Debug)]
-pub enum Attempt {
-    /// Counted; the migration as it now stands.
-    Counted(Migration),
-    /// Not counted: the migration is no longer open for verification.
-    Refused,
-}
-
 /// The outcome of a transaction that consumes a TOTP step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verification {
@@ -371,14 +362,16 @@ impl Store {
     }
 
     /// Counts one verification attempt before any code is checked, so parallel
-    /// guesses can never exceed `max_attempts` checks in all.
+    /// guesses can never exceed `max_attempts` checks in all. Returns the
+    /// migration as it now stands, or `None` when it is no longer open for
+    /// verification (locked, expired, moved on).
     pub async fn count_attempt(
         &self,
         migration_id: &str,
         owner: &str,
         max_attempts: u32,
         now: Timestamp,
-    ) -> Result<Attempt, Error> {
+    ) -> Result<Option<Migration>, Error> {
         let result = self
             .client
             .update_item()
@@ -405,9 +398,9 @@ impl Store {
                 let it = out
                     .attributes
                     .ok_or_else(|| Error::Internal("UpdateItem returned no attributes".into()))?;
-                Ok(Attempt::Counted(item::migration_from_item(&it)?))
+                Ok(Some(item::migration_from_item(&it)?))
             }
-            Err(e) if is_condition_failure(&e) => Ok(Attempt::Refused),
+            Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(sdk_error("UpdateItem")(e)),
         }
     }
