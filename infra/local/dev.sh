@@ -2,7 +2,8 @@
 # `make dev`: the whole service on this machine, no AWS account and no Docker.
 #
 #   1. installs what is missing (setup.sh)
-#   2. starts DynamoDB Local (:8000) and the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/)
+#   2. starts DynamoDB Local (:8000), the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/)
+#      and moto for SNS/SSM (:8006, sent SMS at http://127.0.0.1:8006/moto-api/data.json)
 #   3. creates the table and seeds demo accounts with the admin CLI
 #   4. serves the API on http://127.0.0.1:9000 with `cargo lambda watch`, which routes the
 #      production paths to the four function binaries (router table: Cargo.toml,
@@ -19,7 +20,7 @@ cd "$LOCAL_ROOT"
 
 log() { printf '[dev] %s\n' "$*" >&2 || true; }
 
-started_emulators=0
+started_emulators=""
 watch_pid=""
 
 # shellcheck disable=SC2317 # only reached through the traps
@@ -42,8 +43,9 @@ cleanup() {
     done
     kill -KILL -- "-$watch_pid" 2>/dev/null || true
   fi
-  if ((started_emulators)); then
-    "$INFRA_DIR/emulators.sh" stop || true
+  if [[ -n $started_emulators ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
   fi
   exit "$rc"
 }
@@ -61,12 +63,9 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
   exit 1
 fi
 
-if "$INFRA_DIR/emulators.sh" status >/dev/null 2>&1; then
-  log "reusing the emulators that are already running (they will be left running)"
-else
-  started_emulators=1
-  "$INFRA_DIR/emulators.sh" start
-fi
+# Starts whichever emulators are not running yet; it prints their names, and only those are
+# stopped again on exit (ones already running are reused and left running).
+started_emulators="$("$INFRA_DIR/emulators.sh" start)"
 
 # Build the functions together with the admin CLI: one cargo invocation shares the dependency
 # build, and `cargo lambda watch` then starts each function without a first-request compile.
@@ -120,6 +119,7 @@ PY
 )" || log "warning: could not read the router table from Cargo.toml"
 echo
 echo "SES inbox: http://127.0.0.1:$SES_PORT/   (JSON: GET http://127.0.0.1:$SES_PORT/store)"
+echo "SMS sent:  GET http://127.0.0.1:$SNS_PORT/moto-api/data.json   (JSON, under .sns.SMS)"
 echo "Ctrl-C stops everything."
 echo
 

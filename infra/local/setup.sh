@@ -5,7 +5,7 @@
 #   - a Java runtime for DynamoDB Local        (apt, only if `java` is missing)
 #   - node/npm and curl                        (apt, only if missing)
 #   - infra/local/node_modules                 (`npm ci`, only if missing or the lock changed)
-#   - .venv/ with cargo-lambda                 (pip, only if missing or requirements changed)
+#   - .venv/ with cargo-lambda and moto[server] (pip, only if missing or requirements changed)
 set -euo pipefail
 
 # shellcheck source=infra/local/env.sh

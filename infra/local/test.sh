@@ -16,7 +16,7 @@ cd "$LOCAL_ROOT"
 
 log() { printf '[test] %s\n' "$*" >&2 || true; }
 
-started_emulators=0
+started_emulators=""
 # shellcheck disable=SC2317 # only reached through the traps
 cleanup() {
   local rc=$?
@@ -25,8 +25,9 @@ cleanup() {
   # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
   trap '' PIPE
   set +e
-  if ((started_emulators)); then
-    "$INFRA_DIR/emulators.sh" stop || true
+  if [[ -n $started_emulators ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
   fi
   exit "$rc"
 }
@@ -37,12 +38,9 @@ trap 'exit 143' TERM
 
 "$INFRA_DIR/setup.sh"
 
-if "$INFRA_DIR/emulators.sh" status >/dev/null 2>&1; then
-  log "reusing the emulators that are already running (they will be left running)"
-else
-  started_emulators=1
-  "$INFRA_DIR/emulators.sh" start
-fi
+# Starts whichever emulators are not running yet; it prints their names, and only those are
+# stopped again on exit (ones already running are reused and left running).
+started_emulators="$("$INFRA_DIR/emulators.sh" start)"
 
 log "environment:"
 local_env_print | sed 's/^/  /' >&2

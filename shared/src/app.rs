@@ -1,7 +1,8 @@
 //! The service: the store, the courier, the code key and the policy, built
 //! once per process and shared by reference with every invocation.
 
-use crate::domain::{CodeKey, Contact, Error, Migration, Policy};
+use crate::domain::quota::{Hit, Quota, QuotaKind};
+use crate::domain::{CodeKey, Contact, Error, Migration, Policy, Timestamp};
 use crate::notify::{Courier, Message, Notice};
 use crate::store::Store;
 
@@ -11,6 +12,19 @@ pub struct App {
     pub courier: Courier,
     pub codes: CodeKey,
     pub policy: Policy,
+}
+
+/// Quota events taken for a request, given back if what they paid for
+/// (a delivery) did not happen.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Reservation {
+    taken: Vec<(QuotaKind, String, Hit, i64)>,
+}
+
+/// The quota subject of a contact.
+pub fn contact_subject(contact: &Contact) -> String {
+    format!("{}#{}", contact.channel(), contact.value())
 }
 
 impl App {
@@ -29,8 +43,43 @@ impl App {
         Ok(migration)
     }
 
-    /// Security notices after a commit. A failure is logged and never undoes
-    /// what was committed.
+    /// Takes one event from each quota, all or none: a refusal gives back
+    /// what was taken and answers `rate_limited`.
+    pub async fn reserve(
+        &self,
+        wants: Vec<(QuotaKind, String, Quota)>,
+        now: Timestamp,
+    ) -> Result<Reservation, Error> {
+        let mut reservation = Reservation::default();
+        for (kind, subject, quota) in wants {
+            match self.store.take_quota(kind, &subject, quota, now).await {
+                Ok(Ok(hit)) => reservation.taken.push((kind, subject, hit, quota.window)),
+                Ok(Err(retry_after)) => {
+                    self.refund(reservation).await;
+                    tracing::warn!(quota = kind.as_str(), retry_after, "quota exhausted");
+                    return Err(Error::RateLimited { retry_after });
+                }
+                Err(e) => {
+                    self.refund(reservation).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Gives a reservation back. Best effort: a failed refund only leaves
+    /// the quota stricter than it should be, never looser.
+    pub async fn refund(&self, reservation: Reservation) {
+        for (kind, subject, hit, window) in reservation.taken {
+            if let Err(e) = self.store.refund_quota(kind, &subject, &hit, window).await {
+                tracing::warn!(quota = kind.as_str(), error = %e, "quota refund failed");
+            }
+        }
+    }
+
+    /// Security notices after a commit. A failure is logged for operators to
+    /// retry and never undoes what was committed.
     pub async fn send_notices(&self, migration_id: &str, to: &[&Contact], notice: Notice) {
         let message = Message::Notice(notice);
         for contact in to {
@@ -38,8 +87,9 @@ impl App {
                 tracing::warn!(
                     migration_id,
                     channel = %contact.channel(),
+                    recipient = %contact.masked(),
                     error = %e,
-                    "security notice not delivered; queued for retry by operators"
+                    "security notice not delivered; needs a retry"
                 );
             }
         }

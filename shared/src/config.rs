@@ -17,6 +17,8 @@ pub enum ConfigError {
 pub struct Config {
     pub table_name: String,
     pub sender_email: String,
+    /// Alphanumeric SMS sender id, where the destination country allows one.
+    pub sms_sender_id: Option<String>,
     pub auth: AuthMode,
     pub codes: CodeKey,
     pub policy: Policy,
@@ -43,6 +45,7 @@ impl Config {
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             sender_email: required("SENDER_EMAIL")?,
+            sms_sender_id: env::var("SMS_SENDER_ID").ok().filter(|v| !v.is_empty()),
             auth: match env::var("AUTH_MODE").as_deref() {
                 Ok("dev") => AuthMode::Dev,
                 _ => AuthMode::Jwt,
@@ -57,6 +60,7 @@ impl Config {
                 resend_cooldown: number("RESEND_COOLDOWN_SECONDS", defaults.resend_cooldown)?,
                 max_sends: number("MAX_SENDS_PER_MIGRATION", defaults.max_sends)?,
                 confirm_window: number("CONFIRM_WINDOW_SECONDS", defaults.confirm_window)?,
+                ..defaults
             },
         })
     }

@@ -41,7 +41,12 @@ pub async fn app_from_env(config: &Config) -> App {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     App {
         store: Store::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
-        courier: Courier::new(aws_sdk_sesv2::Client::new(&aws), &config.sender_email),
+        courier: Courier::new(
+            aws_sdk_sesv2::Client::new(&aws),
+            &config.sender_email,
+            aws_sdk_sns::Client::new(&aws),
+            config.sms_sender_id.clone(),
+        ),
         codes: config.codes.clone(),
         policy: config.policy.clone(),
     }

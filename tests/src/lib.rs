@@ -56,6 +56,31 @@ pub async fn local_config() -> aws_config::SdkConfig {
         .await
 }
 
+pub fn sns_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL_SNS", "http://127.0.0.1:8006")
+}
+
+pub fn sns_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sns::Client {
+    aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::config::Builder::from(config)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+/// The courier of the local stack: the SES emulator and the SNS emulator.
+pub async fn local_courier() -> Courier {
+    let aws = local_config().await;
+    Courier::new(
+        ses_client(&aws, &ses_endpoint()),
+        SENDER,
+        sns_client(&aws, &sns_endpoint()),
+        None,
+    )
+}
+
+pub const SENDER: &str = "no-reply@example.com";
+
 pub fn ses_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::from_conf(
         aws_sdk_sesv2::config::Builder::from(config)
@@ -76,10 +101,27 @@ pub fn unique_email(label: &str) -> String {
 pub struct TestAccount {
     pub id: String,
     pub email: String,
+    pub phone: Option<String>,
     pub totp_secret: Option<String>,
 }
 
+/// A fresh contact on `channel` that nobody owns.
+pub fn unique_contact(channel: Channel, label: &str) -> String {
+    match channel {
+        Channel::Email => unique_email(label),
+        Channel::Phone => unique_phone(),
+    }
+}
+
 impl TestAccount {
+    /// The account's contact on `channel`.
+    pub fn contact(&self, channel: Channel) -> &str {
+        match channel {
+            Channel::Email => &self.email,
+            Channel::Phone => self.phone.as_deref().expect("account has a phone"),
+        }
+    }
+
     pub fn totp_at(&self, at: Timestamp) -> String {
         totp::code_at(self.totp_secret.as_deref().expect("account has TOTP"), at)
             .expect("valid secret")
@@ -91,6 +133,15 @@ pub struct AccountSpec {
     pub kyc: bool,
     pub assets: bool,
     pub no_totp: bool,
+    /// Give the account a (unique) phone number too.
+    pub phone: bool,
+}
+
+/// A unique, valid UK mobile number in E.164 (`+447400` and six digits).
+pub fn unique_phone() -> String {
+    let n =
+        u32::from_be_bytes(uuid::Uuid::new_v4().as_bytes()[..4].try_into().unwrap()) % 1_000_000;
+    format!("+447400{n:06}")
 }
 
 /// One test's world: its own table, the real emulators.
@@ -140,7 +191,7 @@ impl Stack {
         Stack {
             app: App {
                 store,
-                courier: Courier::new(ses_client(&aws, &ses_endpoint()), "no-reply@example.com"),
+                courier: local_courier().await,
                 codes: CodeKey::new(TEST_SECRET).expect("long enough"),
                 policy,
             },
@@ -161,12 +212,15 @@ impl Stack {
 
     pub async fn account(&self, spec: AccountSpec) -> TestAccount {
         let email = unique_email(if spec.kyc { "kyc" } else { "user" });
+        let phone = spec.phone.then(unique_phone);
         let id = uuid::Uuid::new_v4().to_string();
         let totp_secret = (!spec.no_totp).then(|| totp::generate_secret(&mut rand::rng()));
         let account = Account {
             account_id: id.clone(),
             email: Some(Contact::parse(Channel::Email, &email).unwrap()),
-            phone: None,
+            phone: phone
+                .as_ref()
+                .map(|p| Contact::parse(Channel::Phone, p).unwrap()),
             status: AccountStatus::Active,
             kyc_verified: spec.kyc,
             has_assets: spec.assets,
@@ -180,8 +234,31 @@ impl Stack {
         TestAccount {
             id,
             email,
+            phone,
             totp_secret,
         }
+    }
+
+    /// A main account for a test of `channel`: TOTP enrolled, and a phone
+    /// too when the channel is phone.
+    pub async fn main_account(&self, channel: Channel) -> TestAccount {
+        self.account(AccountSpec {
+            phone: channel == Channel::Phone,
+            ..AccountSpec::default()
+        })
+        .await
+    }
+
+    /// A duplicate account holding a contact on `channel` (and an email in
+    /// any case, which outlives the migration of its phone).
+    pub async fn duplicate_account(&self, channel: Channel, kyc: bool) -> TestAccount {
+        self.account(AccountSpec {
+            kyc,
+            assets: true,
+            no_totp: true,
+            phone: channel == Channel::Phone,
+        })
+        .await
     }
 
     pub async fn stored_account(&self, id: &str) -> Account {
@@ -245,12 +322,18 @@ impl Stack {
         }
     }
 
+    /// Starts a migration of `new_contact`; a `+` number is the phone channel.
     pub async fn start(&self, main: &TestAccount, new_contact: &str, now: Timestamp) -> Answer {
+        let channel = if new_contact.starts_with('+') {
+            "phone"
+        } else {
+            "email"
+        };
         self.call(
             "POST",
             "/migrations",
             Some(&main.id),
-            Some(json!({"channel": "email", "new_contact": new_contact})),
+            Some(json!({"channel": channel, "new_contact": new_contact})),
             now,
         )
         .await
@@ -291,7 +374,9 @@ impl Stack {
         let started = self.start(main, new_contact, now).await;
         assert_eq!(started.status, 201, "{started:?}");
         let id = started.body["migration_id"].as_str().unwrap().to_owned();
-        let (new_code, current_code) = self.codes(new_contact, &main.email).await;
+        let (new_code, current_code) = self
+            .codes(new_contact, current_contact_of(main, new_contact))
+            .await;
         let verified = self
             .verify(
                 main,
@@ -384,21 +469,65 @@ impl Stack {
             .collect()
     }
 
-    /// The first standalone 6-digit number of the newest code email to `to`.
+    /// Every SMS the SNS emulator holds for the E.164 number `to`, oldest first.
+    pub async fn sms_to(&self, to: &str) -> Vec<String> {
+        let state: Value = self
+            .http
+            .get(format!("{}/moto-api/data.json", sns_endpoint()))
+            .send()
+            .await
+            .expect("the SNS emulator is reachable (make test starts it)")
+            .json()
+            .await
+            .expect("the SNS emulator state is JSON");
+        state["sns"]["SMS"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|sms| sms["phone_number"].as_str() == Some(to))
+            .filter_map(|sms| sms["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Every message `to` received, oldest first: emails' text parts, or SMS
+    /// when `to` is a phone number.
+    pub async fn messages_to(&self, to: &str) -> Vec<String> {
+        if to.starts_with('+') {
+            self.sms_to(to).await
+        } else {
+            self.emails_to(to)
+                .await
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect()
+        }
+    }
+
+    /// The first standalone 6-digit number of the newest code message to
+    /// `to` (an email address or a phone number).
     pub async fn latest_code(&self, to: &str) -> String {
         for _ in 0..50 {
             let found = self
-                .emails_to(to)
+                .messages_to(to)
                 .await
                 .into_iter()
                 .rev()
-                .find_map(|(_, text)| first_six_digit_number(&text));
+                .find_map(|text| first_six_digit_number(&text));
             if let Some(code) = found {
                 return code;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("no code email reached {to}");
+    }
+}
+
+/// Where the current-contact code of a migration of `new_contact` goes: the
+/// main account's contact on that channel, else its email.
+pub fn current_contact_of<'a>(main: &'a TestAccount, new_contact: &str) -> &'a str {
+    match (new_contact.starts_with('+'), &main.phone) {
+        (true, Some(phone)) => phone,
+        _ => &main.email,
     }
 }
 

@@ -11,6 +11,7 @@ const DUP: AccountSpec = AccountSpec {
     kyc: false,
     assets: false,
     no_totp: true,
+    phone: false,
 };
 
 async fn all<F>(tasks: Vec<F>) -> Vec<Answer>
@@ -153,13 +154,13 @@ async fn two_main_accounts_racing_for_one_duplicate_contact_have_one_winner() {
         got.body["state"], "awaiting_confirmation",
         "the loser's migration is untouched"
     );
-    assert!(stack
-        .app
-        .store
-        .audit_trail(&loser.id)
-        .await
-        .unwrap()
-        .is_empty());
+    let loser_trail = stack.app.store.audit_trail(&loser.id).await.unwrap();
+    assert!(
+        loser_trail
+            .iter()
+            .all(|r| r["step"].as_s().unwrap() != "close"),
+        "no close recorded for the loser"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,10 +183,15 @@ async fn parallel_guesses_cannot_exceed_the_attempt_limit() {
         })
         .collect();
     let answers = all(guesses).await;
+    // Exactly five guesses were checked; the others were refused unchecked,
+    // by the lock or by the account's failure quota (whose slots the
+    // in-flight guesses hold).
     let checked = answers.iter().filter(|a| a.status == 422).count();
-    let refused = answers.iter().filter(|a| a.status == 423).count();
     assert_eq!(checked, 5, "{answers:?}");
-    assert_eq!(refused, 15, "{answers:?}");
+    assert!(
+        answers.iter().all(|a| [422, 423, 429].contains(&a.status)),
+        "{answers:?}"
+    );
     let migration = stack.app.store.migration(&id).await.unwrap().unwrap();
     assert_eq!(migration.failed_attempts, 5);
 }

@@ -68,9 +68,7 @@ impl Contact {
     pub fn parse(channel: Channel, raw: &str) -> Result<Contact, Error> {
         match channel {
             Channel::Email => canonical_email(raw).map(|value| Contact { channel, value }),
-            Channel::Phone => Err(Error::InvalidRequest(
-                "the phone channel is not available yet".into(),
-            )),
+            Channel::Phone => canonical_phone(raw).map(|value| Contact { channel, value }),
         }
     }
 
@@ -156,6 +154,41 @@ fn canonical_email(raw: &str) -> Result<String, Error> {
         return Err(invalid("it is longer than 254 characters"));
     }
     Ok(email)
+}
+
+/// E.164 (`+` and at most 15 digits) through libphonenumber's metadata: the
+/// number must be a valid number of the country its calling code names, so
+/// formatting differences (`+44 7700 900123`, `+44 (0)7700-900123`) are one
+/// contact and impossible numbers are refused. No default region is assumed:
+/// a number without `+` and its country code is refused.
+fn canonical_phone(raw: &str) -> Result<String, Error> {
+    let invalid =
+        |reason: &str| Error::InvalidContact(format!("not a valid phone number: {reason}"));
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if trimmed.len() > 64 {
+        return Err(invalid("it is too long"));
+    }
+    if !trimmed.starts_with('+') {
+        return Err(invalid("it must start with + and the country code"));
+    }
+    if !trimmed
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
+    {
+        return Err(invalid(
+            "it may hold only digits, spaces, dashes, dots and brackets",
+        ));
+    }
+    let number = phonenumber::parse(None, trimmed).map_err(|_| invalid("it cannot be parsed"))?;
+    if !phonenumber::is_valid(&number) {
+        return Err(invalid(
+            "no such number exists in that country's numbering plan",
+        ));
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// RFC 5322 `atext`: the characters of an unquoted local part, dots aside.
@@ -298,6 +331,40 @@ mod tests {
         let c = Contact::parse(Channel::Email, "john@example.com").unwrap();
         assert_eq!(c.masked(), "j***@example.com");
         assert_eq!(format!("{c:?}"), "Contact(email, j***@example.com)");
+    }
+
+    fn phone(raw: &str) -> Result<String, Error> {
+        Contact::parse(Channel::Phone, raw).map(|c| c.value().to_owned())
+    }
+
+    #[test]
+    fn phone_becomes_e164() {
+        assert_eq!(phone("+44 7911 123456").unwrap(), "+447911123456");
+        assert_eq!(phone(" +44 (0)7911-123456 ").unwrap(), "+447911123456");
+        assert_eq!(phone("+1 (202) 555-0123").unwrap(), "+12025550123");
+        assert_eq!(phone("+33 6 12 34 56 78").unwrap(), "+33612345678");
+    }
+
+    #[test]
+    fn malformed_phones_are_invalid_contacts() {
+        for raw in [
+            "",
+            "07911123456",
+            "+44",
+            "+44 12",
+            "+999 123456789",
+            "+44 7911 123456 ext 5",
+            "+４４7911123456",
+            "+44 7911 1234567890",
+            "tel:+447911123456",
+            "+1 202 555 01x3",
+            "+44 7700 900123",
+        ] {
+            assert!(
+                matches!(phone(raw), Err(Error::InvalidContact(_))),
+                "{raw:?} should be refused"
+            );
+        }
     }
 
     #[test]

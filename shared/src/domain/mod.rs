@@ -2,16 +2,19 @@
 //! unix seconds and randomness as an RNG, so every rule is tested exactly.
 
 pub mod account;
+pub mod audit;
 pub mod code;
 pub mod contact;
 pub mod eligibility;
 pub mod error;
 pub mod migration;
 pub mod policy;
+pub mod quota;
 pub mod totp;
 pub mod warning;
 
 pub use account::{Account, AccountStatus};
+pub use audit::{AuditEvent, Caller, Step};
 pub use code::{CodeKey, CodeSide, OneTimeCode};
 pub use contact::{Channel, Contact};
 pub use eligibility::Blocker;

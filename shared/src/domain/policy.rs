@@ -1,3 +1,7 @@
+use super::quota::Quota;
+
+const DAY: i64 = 24 * 3600;
+
 /// Security parameters (PRODUCT.md §4). Defaults are the contract; each can be
 /// overridden by configuration for operators and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +16,12 @@ pub struct Policy {
     pub max_sends: u32,
     /// Seconds after verification in which migrate and close must happen.
     pub confirm_window: i64,
+    /// Migrations one main account may start per window.
+    pub starts_per_account: Quota,
+    /// Code messages one contact may receive per window.
+    pub sends_per_contact: Quota,
+    /// Failed verifications one main account may make per window.
+    pub failures_per_account: Quota,
 }
 
 impl Default for Policy {
@@ -22,6 +32,18 @@ impl Default for Policy {
             resend_cooldown: 60,
             max_sends: 5,
             confirm_window: 900,
+            starts_per_account: Quota {
+                limit: 5,
+                window: DAY,
+            },
+            sends_per_contact: Quota {
+                limit: 10,
+                window: DAY,
+            },
+            failures_per_account: Quota {
+                limit: 10,
+                window: DAY,
+            },
         }
     }
 }

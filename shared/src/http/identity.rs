@@ -1,7 +1,7 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
-use crate::domain::Error;
+use crate::domain::{Caller, Error};
 
 /// Where the caller's identity comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +32,7 @@ fn jwt_subject(request: &Request) -> Option<String> {
     }
 }
 
-/// The caller's account id. Nothing in the body or path can name it.
-pub fn caller(request: &Request, auth: AuthMode) -> Result<String, Error> {
+fn account_id(request: &Request, auth: AuthMode) -> Result<String, Error> {
     if auth == AuthMode::Dev {
         if let Some(id) = request.headers().get(DEV_ACCOUNT_HEADER) {
             return id
@@ -44,4 +43,28 @@ pub fn caller(request: &Request, auth: AuthMode) -> Result<String, Error> {
         }
     }
     jwt_subject(request).ok_or(Error::Unauthenticated)
+}
+
+/// The caller. Nothing in the body or path can name it; the source address
+/// and user agent are what API Gateway saw, for the audit trail.
+pub fn caller(request: &Request, auth: AuthMode) -> Result<Caller, Error> {
+    let account_id = account_id(request, auth)?;
+    let http = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => Some(&context.http),
+        _ => None,
+    };
+    let header_user_agent = || {
+        request
+            .headers()
+            .get(lambda_http::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Ok(Caller {
+        account_id,
+        source_ip: http.and_then(|h| h.source_ip.clone()),
+        user_agent: http
+            .and_then(|h| h.user_agent.clone())
+            .or_else(header_user_agent),
+    })
 }

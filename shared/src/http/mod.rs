@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::domain::{Error, Timestamp};
+use crate::domain::{Caller, Error, Timestamp};
 use crate::steps::{close, lifecycle, migrate, start, verify};
 
 /// Request bodies are a few short strings; anything larger is refused unread.
@@ -107,7 +107,7 @@ pub async fn serve(
 async fn dispatch(
     app: &App,
     route: &Route,
-    caller: &str,
+    caller: &Caller,
     request: &Request,
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {

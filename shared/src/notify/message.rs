@@ -46,6 +46,8 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The short form for SMS: one segment where it can be.
+    pub sms: String,
 }
 
 fn escape(text: &str) -> String {
@@ -64,6 +66,25 @@ fn html_of(text: &str) -> String {
 
 impl Message<'_> {
     pub fn render(&self) -> Rendered {
+        let sms = match self {
+            Message::Code { code, .. } => format!(
+                "{} is your verification code. It expires in 10 minutes. Never share it.",
+                code.as_str()
+            ),
+            Message::Notice(Notice::ContactChanged {
+                new_contact,
+                migration_id,
+            })
+            | Message::Notice(Notice::ContactMigrated {
+                new_contact,
+                migration_id,
+            }) => format!(
+                "Security notice: your account's {} is now {}. Not you? Contact support, ref {}.",
+                new_contact.channel(),
+                new_contact.masked(),
+                support_reference(migration_id)
+            ),
+        };
         let (subject, text) = match self {
             Message::Code { code, side } => {
                 let purpose = match side {
@@ -105,6 +126,7 @@ impl Message<'_> {
             html: html_of(&text),
             subject,
             text,
+            sms,
         }
     }
 }
@@ -129,6 +151,18 @@ mod tests {
         .render();
         assert_eq!(first_six_digit_number(&rendered.text), Some(code.as_str()));
         assert!(rendered.html.contains(code.as_str()));
+    }
+
+    #[test]
+    fn code_sms_starts_with_the_code_and_fits_one_segment() {
+        let code = OneTimeCode::generate(&mut rand::rng());
+        let rendered = Message::Code {
+            code: &code,
+            side: CodeSide::CurrentContact,
+        }
+        .render();
+        assert_eq!(first_six_digit_number(&rendered.sms), Some(code.as_str()));
+        assert!(rendered.sms.len() <= 160);
     }
 
     #[test]

@@ -1,4 +1,3 @@
-use aws_sdk_sesv2::error::DisplayErrorContext;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message as SesMessage};
 use aws_sdk_sesv2::Client;
 
@@ -41,7 +40,7 @@ impl Ses {
             .content(EmailContent::builder().simple(email).build())
             .send()
             .await
-            .map_err(|e| DeliveryError::Provider(DisplayErrorContext(&e).to_string()))?;
+            .map_err(|e| DeliveryError::from_sdk(&e))?;
         Ok(())
     }
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::domain::warning::missing_acknowledgements;
-use crate::domain::{rfc3339, Error, Migration, MigrationState, Timestamp};
+use crate::domain::{
+    rfc3339, AuditEvent, Caller, Contact, Error, Migration, MigrationState, Step, Timestamp,
+};
 use crate::notify::Notice;
 
 #[derive(Debug, Deserialize)]
@@ -45,7 +47,7 @@ fn closed(m: &Migration) -> Option<Closed> {
 
 pub async fn close(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     request: CloseRequest,
     now: Timestamp,
@@ -54,13 +56,16 @@ pub async fn close(
     if !missing.is_empty() {
         return Err(Error::ConfirmationRequired { missing });
     }
-    let mut migration = app.owned_migration(caller, migration_id).await?;
+    let mut migration = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     for attempt in 0..=CONFLICT_RETRIES {
         if let Some(done) = closed(&migration) {
             return Ok(done);
         }
         migration.check_closable(now, &app.policy)?;
-        match app.store.commit_closure(&migration, now).await {
+        let event = AuditEvent::new(Step::Close, "ok", &migration, caller, now);
+        match app.store.commit_closure(&migration, now, &event).await {
             Ok(()) => {
                 migration.state = MigrationState::Completed;
                 migration.completed_at = Some(now);
@@ -72,7 +77,9 @@ pub async fn close(
             Err(refusal) => {
                 // Perhaps a concurrent close of this same migration won: then
                 // its result is this call's result too.
-                migration = app.owned_migration(caller, migration_id).await?;
+                migration = app
+                    .owned_migration(&caller.account_id, migration_id)
+                    .await?;
                 if closed(&migration).is_some()
                     || (refusal == Error::StateChanged && attempt < CONFLICT_RETRIES)
                 {
@@ -86,8 +93,25 @@ pub async fn close(
     closed(&migration).ok_or(Error::StateChanged)
 }
 
+/// Notices to the main account's previous contact, the moved contact, and
+/// the closed duplicate's other contact, if it had one.
 async fn notify(app: &App, m: &Migration) {
-    let to: Vec<_> = m.previous_contact.iter().chain([&m.new_contact]).collect();
+    let duplicate_other = match &m.closed_account_id {
+        Some(id) => match app.store.account(id).await {
+            Ok(account) => account.and_then(|a| a.contact(m.channel.other()).cloned()),
+            Err(e) => {
+                tracing::warn!(migration_id = %m.migration_id, error = %e, "duplicate not read for notices");
+                None
+            }
+        },
+        None => None,
+    };
+    let to: Vec<&Contact> = m
+        .previous_contact
+        .iter()
+        .chain([&m.new_contact])
+        .chain(duplicate_other.iter())
+        .collect();
     let notice = Notice::ContactMigrated {
         new_contact: m.new_contact.clone(),
         migration_id: m.migration_id.clone(),

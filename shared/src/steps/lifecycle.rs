@@ -4,15 +4,17 @@ use serde::Serialize;
 
 use super::MigrationView;
 use crate::app::App;
-use crate::domain::{Error, MigrationState, Timestamp};
+use crate::domain::{AuditEvent, Caller, Error, MigrationState, Step, Timestamp};
 
 pub async fn get(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
-    let migration = app.owned_migration(caller, migration_id).await?;
+    let migration = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     Ok(MigrationView::of(&migration, now, &app.policy))
 }
 
@@ -23,15 +25,22 @@ pub struct Cancelled {
 
 pub async fn cancel(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     now: Timestamp,
 ) -> Result<Cancelled, Error> {
-    let migration = app.owned_migration(caller, migration_id).await?;
+    let migration = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     migration.check_cancellable(now, &app.policy)?;
-    if migration.state != MigrationState::Cancelled && !app.store.cancel(&migration, now).await? {
+    let event = AuditEvent::new(Step::Cancel, "ok", &migration, caller, now);
+    if migration.state != MigrationState::Cancelled
+        && !app.store.cancel(&migration, now, &event).await?
+    {
         // Completed or cancelled by a concurrent request: answer from what it left.
-        let stored = app.owned_migration(caller, migration_id).await?;
+        let stored = app
+            .owned_migration(&caller.account_id, migration_id)
+            .await?;
         stored.check_cancellable(now, &app.policy)?;
         if stored.state != MigrationState::Cancelled {
             return Err(Error::StateChanged);

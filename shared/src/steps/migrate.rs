@@ -6,7 +6,9 @@ use serde::Serialize;
 use crate::app::App;
 use crate::domain::eligibility;
 use crate::domain::warning::{warnings, Warning};
-use crate::domain::{rfc3339, Error, Migration, MigrationState, Timestamp};
+use crate::domain::{
+    rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Step, Timestamp,
+};
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct AwaitingConfirmation {
@@ -25,11 +27,13 @@ fn answer(m: &Migration, duplicate_has_assets: bool) -> AwaitingConfirmation {
 
 pub async fn migrate(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     now: Timestamp,
 ) -> Result<AwaitingConfirmation, Error> {
-    let migration = app.owned_migration(caller, migration_id).await?;
+    let migration = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     migration.check_migratable(now, &app.policy)?;
     let facts = app
         .store
@@ -54,15 +58,18 @@ pub async fn migrate(
 
     let has_assets = facts.eligibility.duplicate.has_assets;
     let previous = facts.main.contact(migration.channel);
+    let event = AuditEvent::new(Step::Migrate, "ok", &migration, caller, now);
     if app
         .store
-        .await_confirmation(&migration, previous, has_assets, now)
+        .await_confirmation(&migration, previous, has_assets, now, &event)
         .await?
     {
         return Ok(answer(&migration, has_assets));
     }
     // A concurrent migrate got there first: answer as it did.
-    let stored = app.owned_migration(caller, migration_id).await?;
+    let stored = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     match (stored.state, stored.duplicate_has_assets) {
         (MigrationState::AwaitingConfirmation, Some(assets)) => Ok(answer(&stored, assets)),
         _ => {

@@ -2,15 +2,18 @@
 //!
 //! Start never looks at who owns the new contact: the work, the answer and
 //! its timing are the same for a bound and a free contact (no enumeration).
-//! Codes are delivered before anything is written, so a delivery failure
-//! leaves nothing usable behind.
+//! Quotas are taken before anything is sent and given back if delivery
+//! fails; codes are delivered before the migration is written, so a delivery
+//! failure leaves nothing usable behind.
 
 use serde::Deserialize;
 
 use super::MigrationView;
-use crate::app::App;
+use crate::app::{contact_subject, App, Reservation};
+use crate::domain::quota::QuotaKind;
 use crate::domain::{
-    Channel, CodeSide, Contact, Error, Migration, MigrationState, OneTimeCode, Timestamp,
+    AuditEvent, Caller, Channel, CodeSide, Contact, Error, Migration, MigrationState, OneTimeCode,
+    Step, Timestamp,
 };
 use crate::notify::Message;
 
@@ -21,7 +24,7 @@ pub struct StartRequest {
     pub new_contact: String,
 }
 
-/// A fresh pair of codes, and their stored digests.
+/// A fresh pair of codes.
 struct CodePair {
     new_contact: OneTimeCode,
     current_contact: OneTimeCode,
@@ -36,7 +39,7 @@ impl CodePair {
         }
     }
 
-    /// Sets the digests of these codes on `m`.
+    /// Sets the digests of these codes on `m`; the codes themselves are never stored.
     fn store_digests(&self, app: &App, m: &mut Migration) {
         m.new_code_digest = Some(app.codes.digest(
             &m.migration_id,
@@ -50,7 +53,14 @@ impl CodePair {
         ));
     }
 
-    async fn deliver(&self, app: &App, m: &Migration) -> Result<(), Error> {
+    /// Delivers both codes, or gives the reservation back and answers
+    /// `delivery_failed`.
+    async fn deliver(
+        &self,
+        app: &App,
+        m: &Migration,
+        reservation: Reservation,
+    ) -> Result<(), Error> {
         let sends = [
             (&m.new_contact, &self.new_contact, CodeSide::NewContact),
             (
@@ -61,7 +71,8 @@ impl CodePair {
         ];
         for (to, code, side) in sends {
             if let Err(e) = app.courier.deliver(to, &Message::Code { code, side }).await {
-                tracing::warn!(migration_id = %m.migration_id, ?side, error = %e, "code delivery failed");
+                tracing::warn!(migration_id = %m.migration_id, ?side, channel = %to.channel(), error = %e, "code delivery failed");
+                app.refund(reservation).await;
                 return Err(Error::DeliveryFailed);
             }
         }
@@ -69,16 +80,30 @@ impl CodePair {
     }
 }
 
+/// The send quota of both recipients.
+fn send_quotas(app: &App, m: &Migration) -> Vec<(QuotaKind, String, crate::domain::quota::Quota)> {
+    [&m.new_contact, &m.current_contact]
+        .into_iter()
+        .map(|c| {
+            (
+                QuotaKind::Sends,
+                contact_subject(c),
+                app.policy.sends_per_contact,
+            )
+        })
+        .collect()
+}
+
 pub async fn start(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     request: StartRequest,
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
     let new_contact = Contact::parse(request.channel, &request.new_contact)?;
     let main = app
         .store
-        .account(caller)
+        .account(&caller.account_id)
         .await?
         .filter(|a| a.is_active())
         .ok_or(Error::AccountNotActive)?;
@@ -119,18 +144,29 @@ pub async fn start(
         closed_account_id: None,
     };
     codes.store_digests(app, &mut migration);
-    codes.deliver(app, &migration).await?;
-    app.store.insert_migration(&migration).await?;
+
+    let mut quotas = vec![(
+        QuotaKind::Starts,
+        main.account_id.clone(),
+        app.policy.starts_per_account,
+    )];
+    quotas.extend(send_quotas(app, &migration));
+    let reservation = app.reserve(quotas, now).await?;
+    codes.deliver(app, &migration, reservation).await?;
+    let event = AuditEvent::new(Step::Start, "ok", &migration, caller, now);
+    app.store.insert_migration(&migration, &event).await?;
     Ok(MigrationView::of(&migration, now, &app.policy))
 }
 
 pub async fn resend(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
-    let current = app.owned_migration(caller, migration_id).await?;
+    let current = app
+        .owned_migration(&caller.account_id, migration_id)
+        .await?;
     current.check_resend(now, &app.policy)?;
 
     let codes = CodePair::generate();
@@ -141,11 +177,19 @@ pub async fn resend(
         ..current.clone()
     };
     codes.store_digests(app, &mut updated);
-    codes.deliver(app, &updated).await?;
+    let reservation = app.reserve(send_quotas(app, &updated), now).await?;
+    codes.deliver(app, &updated, reservation).await?;
     // Conditional on the send count read above: of two concurrent resends
     // only one replaces the codes; the other is inside the cooldown now.
-    if !app.store.reissue_codes(&updated, current.sends).await? {
-        let now_stored = app.owned_migration(caller, migration_id).await?;
+    let event = AuditEvent::new(Step::Resend, "ok", &updated, caller, now);
+    if !app
+        .store
+        .reissue_codes(&updated, current.sends, &event)
+        .await?
+    {
+        let now_stored = app
+            .owned_migration(&caller.account_id, migration_id)
+            .await?;
         now_stored.check_resend(now, &app.policy)?;
         return Err(Error::StateChanged);
     }

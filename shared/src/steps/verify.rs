@@ -1,15 +1,17 @@
 //! `POST /migrations/{id}/verify`: three factors at once. The attempt is
 //! counted atomically before any code is checked (5 per migration, then
-//! locked), so parallel guesses cannot exceed the limit. Only after all three
-//! pass is the new contact's owner looked up: a free contact completes as a
-//! plain change, a bound one becomes `verified` with its eligibility.
+//! locked; 10 failures per account per day across migrations), so parallel
+//! guesses cannot exceed either limit. Only after all three pass is the new
+//! contact's owner looked up: a free contact completes as a plain change, a
+//! bound one becomes `verified` with its eligibility.
 
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::domain::eligibility::{self, Blocker};
+use crate::domain::quota::QuotaKind;
 use crate::domain::totp;
-use crate::domain::{CodeSide, Error, Migration, Timestamp};
+use crate::domain::{AuditEvent, Caller, CodeSide, Error, Migration, Step, Timestamp};
 use crate::notify::Notice;
 use crate::store::Verification;
 
@@ -33,16 +35,17 @@ pub struct Verified {
 
 pub async fn verify(
     app: &App,
-    caller: &str,
+    caller: &Caller,
     migration_id: &str,
     request: VerifyRequest,
     now: Timestamp,
 ) -> Result<Verified, Error> {
-    let migration = app.owned_migration(caller, migration_id).await?;
+    let account_id = caller.account_id.as_str();
+    let migration = app.owned_migration(account_id, migration_id).await?;
     migration.check_verifiable(now, &app.policy)?;
     let main = app
         .store
-        .account(caller)
+        .account(account_id)
         .await?
         .filter(|a| a.is_active())
         .ok_or(Error::AccountNotActive)?;
@@ -51,15 +54,33 @@ pub async fn verify(
         .as_deref()
         .ok_or(Error::TwoFactorRequired)?;
 
+    // Every attempt holds a slot of the account's failure quota until it is
+    // known not to be a failure.
+    let failure_slot = app
+        .reserve(
+            vec![(
+                QuotaKind::Failures,
+                account_id.to_owned(),
+                app.policy.failures_per_account,
+            )],
+            now,
+        )
+        .await?;
     let migration = match app
         .store
-        .count_attempt(migration_id, caller, app.policy.max_failed_attempts, now)
+        .count_attempt(
+            migration_id,
+            account_id,
+            app.policy.max_failed_attempts,
+            now,
+        )
         .await?
     {
         Some(counted) => counted,
         None => {
+            app.refund(failure_slot).await;
             // Locked, expired or moved on by a concurrent request: say which.
-            app.owned_migration(caller, migration_id)
+            app.owned_migration(account_id, migration_id)
                 .await?
                 .check_verifiable(now, &app.policy)?;
             return Err(Error::StateChanged);
@@ -89,27 +110,36 @@ pub async fn verify(
             if let Ok(step) = totp {
                 // A right TOTP code is spent even when another factor was
                 // wrong, so an observed code cannot be tried again.
-                app.store.consume_totp_step(caller, step).await?;
+                app.store.consume_totp_step(account_id, step).await?;
             }
             let invalid = [
                 (!new_ok).then_some("new_contact_code"),
                 (!current_ok).then_some("current_contact_code"),
                 totp.is_err().then_some("totp_code"),
             ];
-            return Err(
-                failed_attempt(app, &migration, invalid.into_iter().flatten().collect()).await,
-            );
+            return Err(failed_attempt(
+                app,
+                caller,
+                &migration,
+                invalid.into_iter().flatten().collect(),
+                now,
+            )
+            .await);
         }
     };
 
     let owner = app.store.contact_owner(&migration.new_contact).await?;
-    let outcome = match owner.as_deref() {
-        Some(owner) if owner == caller => return Err(Error::ContactAlreadyYours),
+    let (outcome, answer) = match owner.as_deref() {
+        Some(owner) if owner == account_id => {
+            app.refund(failure_slot).await;
+            return Err(Error::ContactAlreadyYours);
+        }
         None => {
             let previous = main.contact(migration.channel);
+            let event = AuditEvent::new(Step::Verify, "ok", &migration, caller, now);
             let outcome = app
                 .store
-                .complete_plain_change(&migration, previous, step, now)
+                .complete_plain_change(&migration, previous, step, now, &event)
                 .await?;
             if outcome == Verification::Committed {
                 let to: Vec<_> = previous
@@ -135,14 +165,19 @@ pub async fn verify(
         Some(duplicate_id) => {
             let facts = app
                 .store
-                .eligibility_facts(caller, duplicate_id, &migration.new_contact)
+                .eligibility_facts(account_id, duplicate_id, &migration.new_contact)
                 .await?
                 .ok_or(Error::StateChanged)?;
             let blockers = eligibility::blockers(&facts);
             let confirm_by = now + app.policy.confirm_window;
+            let verified = Migration {
+                duplicate_account_id: Some(duplicate_id.to_owned()),
+                ..migration.clone()
+            };
+            let event = AuditEvent::new(Step::Verify, "ok", &verified, caller, now);
             let outcome = app
                 .store
-                .mark_verified(&migration, duplicate_id, step, now, confirm_by)
+                .mark_verified(&migration, duplicate_id, step, now, confirm_by, &event)
                 .await?;
             (
                 outcome,
@@ -156,20 +191,37 @@ pub async fn verify(
         }
     };
     match outcome {
-        (Verification::Committed, answer) => Ok(answer),
-        (Verification::TotpReplayed, _) => {
-            Err(failed_attempt(app, &migration, vec!["totp_code"]).await)
+        Verification::Committed => {
+            app.refund(failure_slot).await;
+            Ok(answer)
         }
-        (Verification::StateChanged, _) => Err(Error::StateChanged),
+        Verification::TotpReplayed => {
+            Err(failed_attempt(app, caller, &migration, vec!["totp_code"], now).await)
+        }
+        Verification::StateChanged => {
+            app.refund(failure_slot).await;
+            Err(Error::StateChanged)
+        }
     }
 }
 
-/// The answer to a counted attempt that failed; the last allowed failure
-/// locks the migration.
-async fn failed_attempt(app: &App, migration: &Migration, invalid: Vec<&'static str>) -> Error {
+/// The answer to a counted attempt that failed: audited, and the last
+/// allowed failure locks the migration. Its failure-quota slot is kept.
+async fn failed_attempt(
+    app: &App,
+    caller: &Caller,
+    migration: &Migration,
+    invalid: Vec<&'static str>,
+    now: Timestamp,
+) -> Error {
     let attempts_remaining = migration.attempts_remaining(&app.policy);
+    let failure = AuditEvent::new(Step::Verify, "invalid_codes", migration, caller, now);
+    if let Err(e) = app.store.append_audit(&failure).await {
+        tracing::error!(migration_id = %migration.migration_id, error = %e, "audit record not written");
+    }
     if attempts_remaining == 0 {
-        if let Err(e) = app.store.lock(&migration.migration_id).await {
+        let lock = AuditEvent::new(Step::Lock, "ok", migration, caller, now);
+        if let Err(e) = app.store.lock(&migration.migration_id, &lock).await {
             // The attempt count alone already refuses further checks.
             tracing::error!(migration_id = %migration.migration_id, error = %e, "lock not recorded");
         }

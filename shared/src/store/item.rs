@@ -13,7 +13,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
-use crate::domain::{Account, AccountStatus, Channel, Contact, Error, Migration, MigrationState};
+use crate::domain::{
+    Account, AccountStatus, AuditEvent, Channel, Contact, Error, Migration, MigrationState,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -38,11 +40,49 @@ pub fn received_marker_key(account_id: &str, channel: Channel) -> Item {
     )
 }
 
+/// Sorted by time within the account; the nonce keeps two events of one
+/// second apart, so appending never overwrites.
 pub fn audit_key(account_id: &str, at: i64, migration_id: &str, step: &str) -> Item {
+    let nonce = &uuid::Uuid::new_v4().simple().to_string()[..8];
     key(
         format!("ACCOUNT#{account_id}"),
-        &format!("AUDIT#{}#{migration_id}#{step}", crate::domain::rfc3339(at)),
+        &format!(
+            "AUDIT#{}#{migration_id}#{step}#{nonce}",
+            crate::domain::rfc3339(at)
+        ),
     )
+}
+
+pub fn audit_to_item(e: &AuditEvent) -> Item {
+    let mut item = with_key(
+        audit_key(&e.account_id, e.at, &e.migration_id, e.step.as_str()),
+        [
+            ("account_id", s(&e.account_id)),
+            ("main_account_id", s(&e.main_account_id)),
+            ("migration_id", s(&e.migration_id)),
+            ("step", s(e.step.as_str())),
+            ("outcome", s(&e.outcome)),
+            ("channel", s(e.channel.as_str())),
+            ("new_contact", s(&e.new_contact)),
+            ("current_contact", s(&e.current_contact)),
+            ("at", n(e.at)),
+            ("time", s(crate::domain::rfc3339(e.at))),
+        ],
+    );
+    let optional = [
+        (
+            "duplicate_account_id",
+            e.duplicate_account_id.as_ref().map(s),
+        ),
+        ("source_ip", e.source_ip.as_ref().map(s)),
+        ("user_agent", e.user_agent.as_ref().map(s)),
+    ];
+    item.extend(
+        optional
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))),
+    );
+    item
 }
 
 pub fn contact_key(contact: &Contact) -> Item {

@@ -4,6 +4,7 @@
 //! check made on a read cannot be overtaken by a concurrent request.
 
 pub mod item;
+mod quota;
 mod table;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -16,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 use crate::domain::eligibility::EligibilityFacts;
-use crate::domain::{Account, AccountStatus, Contact, Error, Migration, Timestamp};
+use crate::domain::{Account, AccountStatus, AuditEvent, Contact, Error, Migration, Timestamp};
 use item::{b, n, s, Item};
 
 #[derive(Clone, Debug)]
@@ -58,7 +59,7 @@ pub enum Verification {
     StateChanged,
 }
 
-fn sdk_error<E>(operation: &'static str) -> impl FnOnce(SdkError<E>) -> Error
+pub(crate) fn sdk_error<E>(operation: &'static str) -> impl FnOnce(SdkError<E>) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -81,24 +82,6 @@ fn names<const N: usize>(pairs: [(&str, &str); N]) -> Option<HashMap<String, Str
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-    )
-}
-
-fn audit_item(account_id: &str, migration: &Migration, step: &str, now: Timestamp) -> Item {
-    let mut attributes = vec![
-        ("account_id", s(account_id)),
-        ("migration_id", s(&migration.migration_id)),
-        ("step", s(step)),
-        ("channel", s(migration.channel.as_str())),
-        ("contact", s(migration.new_contact.masked())),
-        ("at", n(now)),
-    ];
-    if let Some(duplicate) = &migration.duplicate_account_id {
-        attributes.push(("duplicate_account_id", s(duplicate)));
-    }
-    item::with_key(
-        item::audit_key(account_id, now, &migration.migration_id, step),
-        attributes,
     )
 }
 
@@ -225,6 +208,34 @@ impl Store {
             .build())
     }
 
+    fn audit(&self, event: &AuditEvent) -> Result<TransactWriteItem, Error> {
+        self.put(item::audit_to_item(event), "attribute_not_exists(pk)")
+    }
+
+    /// Appends an audit record on its own, for events that change nothing
+    /// else (a failed verification).
+    pub async fn append_audit(&self, event: &AuditEvent) -> Result<(), Error> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item::audit_to_item(event)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(sdk_error("PutItem"))?;
+        Ok(())
+    }
+
+    /// One conditional update and its audit record, together. Returns
+    /// whether the update's condition held.
+    async fn update_with_audit(&self, update: Update, event: &AuditEvent) -> Result<bool, Error> {
+        let items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit(event)?,
+        ];
+        Ok(self.transact(items).await?.is_ok())
+    }
+
     // ---- accounts -------------------------------------------------------
 
     /// Creates an account and claims its contacts, all or nothing: a contact
@@ -303,16 +314,22 @@ impl Store {
             .transpose()
     }
 
-    pub async fn insert_migration(&self, migration: &Migration) -> Result<(), Error> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item::migration_to_item(migration)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(sdk_error("PutItem"))?;
-        Ok(())
+    pub async fn insert_migration(
+        &self,
+        migration: &Migration,
+        event: &AuditEvent,
+    ) -> Result<(), Error> {
+        let items = vec![
+            self.put(
+                item::migration_to_item(migration),
+                "attribute_not_exists(pk)",
+            )?,
+            self.audit(event)?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Error::Internal("a new migration id collided".into())),
+        }
     }
 
     /// Replaces the codes of `updated` (already holding the new digests, send
@@ -322,10 +339,9 @@ impl Store {
         &self,
         updated: &Migration,
         sends_before: u32,
+        event: &AuditEvent,
     ) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(&updated.migration_id)))
             .update_expression(
@@ -352,13 +368,9 @@ impl Store {
                 (":owner", s(&updated.account_id)),
                 (":before", n(sends_before)),
             ]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+            .build()
+            .map_err(build_error)?;
+        self.update_with_audit(update, event).await
     }
 
     /// Counts one verification attempt before any code is checked, so parallel
@@ -406,29 +418,20 @@ impl Store {
     }
 
     /// Locks a migration whose attempts are spent.
-    pub async fn lock(&self, migration_id: &str) -> Result<(), Error> {
-        self.set_state_if(migration_id, "locked", "codes_sent")
-            .await
-            .map(|_| ())
-    }
-
-    async fn set_state_if(&self, migration_id: &str, to: &str, from: &str) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
+    pub async fn lock(&self, migration_id: &str, event: &AuditEvent) -> Result<bool, Error> {
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(migration_id)))
-            .update_expression("SET #state = :to")
-            .condition_expression("#state = :from")
+            .update_expression("SET #state = :locked")
+            .condition_expression("#state = :codes_sent")
             .set_expression_attribute_names(names([("#state", "state")]))
-            .set_expression_attribute_values(values([(":to", s(to)), (":from", s(from))]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+            .set_expression_attribute_values(values([
+                (":locked", s("locked")),
+                (":codes_sent", s("codes_sent")),
+            ]))
+            .build()
+            .map_err(build_error)?;
+        self.update_with_audit(update, event).await
     }
 
     /// Records a TOTP step as used without any other change (a failed attempt
@@ -499,6 +502,7 @@ impl Store {
         totp_step: u64,
         now: Timestamp,
         confirm_by: Timestamp,
+        event: &AuditEvent,
     ) -> Result<Verification, Error> {
         let items = vec![
             self.verified_migration_update(
@@ -513,6 +517,7 @@ impl Store {
                 now,
             )?,
             self.totp_step_update(&migration.account_id, totp_step, None)?,
+            self.audit(event)?,
         ];
         Ok(verification_outcome(self.transact(items).await?))
     }
@@ -526,6 +531,7 @@ impl Store {
         previous: Option<&Contact>,
         totp_step: u64,
         now: Timestamp,
+        event: &AuditEvent,
     ) -> Result<Verification, Error> {
         let owner = &migration.account_id;
         let mut items = vec![
@@ -543,10 +549,7 @@ impl Store {
                 ),
                 "attribute_not_exists(pk)",
             )?,
-            self.put(
-                audit_item(owner, migration, "change", now),
-                "attribute_not_exists(pk)",
-            )?,
+            self.audit(event)?,
         ];
         if let Some(previous) = previous {
             items.push(self.release_contact(previous, owner)?);
@@ -679,6 +682,7 @@ impl Store {
         previous_contact: Option<&Contact>,
         duplicate_has_assets: bool,
         now: Timestamp,
+        event: &AuditEvent,
     ) -> Result<bool, Error> {
         let mut update = "SET #state = :awaiting, duplicate_has_assets = :assets".to_owned();
         let mut attribute_values = values([
@@ -696,9 +700,7 @@ impl Store {
             }
             None => update.push_str(" REMOVE previous_contact"),
         }
-        let result = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(&migration.migration_id)))
             .update_expression(update)
@@ -707,13 +709,9 @@ impl Store {
             )
             .set_expression_attribute_names(names([("#state", "state")]))
             .set_expression_attribute_values(Some(attribute_values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+            .build()
+            .map_err(build_error)?;
+        self.update_with_audit(update, event).await
     }
 
     /// The closure, in one transaction: the migration completes, the duplicate
@@ -722,7 +720,12 @@ impl Store {
     /// once-only markers are written, and the audit record is stored. Any
     /// refused condition cancels all of it; the refusal is mapped to the most
     /// specific answer.
-    pub async fn commit_closure(&self, migration: &Migration, now: Timestamp) -> Result<(), Error> {
+    pub async fn commit_closure(
+        &self,
+        migration: &Migration,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<(), Error> {
         let main = &migration.account_id;
         let duplicate = migration
             .duplicate_account_id
@@ -841,10 +844,8 @@ impl Store {
                 ),
                 "attribute_not_exists(pk)",
             )?,
-            self.put(
-                audit_item(main, migration, "close", now),
-                "attribute_not_exists(pk)",
-            )?,
+            self.audit(event)?,
+            self.audit(&event.for_account(duplicate))?,
         ];
         if let Some(previous) = &migration.previous_contact {
             items.push(self.release_contact(previous, main)?);
@@ -857,10 +858,13 @@ impl Store {
     }
 
     /// Any open migration -> `cancelled`. Returns whether it applied.
-    pub async fn cancel(&self, migration: &Migration, now: Timestamp) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
+    pub async fn cancel(
+        &self,
+        migration: &Migration,
+        now: Timestamp,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
+        let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(&migration.migration_id)))
             .update_expression("SET #state = :cancelled, cancelled_at = :now")
@@ -876,20 +880,16 @@ impl Store {
                 (":owner", s(&migration.account_id)),
                 (":now", n(now)),
             ]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+            .build()
+            .map_err(build_error)?;
+        self.update_with_audit(update, event).await
     }
 }
 
 /// A TOTP step is accepted once per account: only a later step may be stored.
 const TOTP_STEP_UNUSED: &str = "attribute_not_exists(totp_last_step) OR totp_last_step < :step";
 
-fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+pub(crate) fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
@@ -920,7 +920,7 @@ fn verification_outcome(result: Result<(), Vec<Refusal>>) -> Verification {
 }
 
 /// Closure transaction layout: 0 migration, 1 duplicate, 2 main, 3 contact
-/// ownership, 4 contact marker, 5 received marker, 6 audit, 7 release.
+/// ownership, 4 contact marker, 5 received marker, 6-7 audit, 8 release.
 fn closure_refusal(refusals: &[Refusal]) -> Error {
     let failed = |i: usize| refusals.get(i).is_some_and(Refusal::condition_failed);
     if failed(4) {

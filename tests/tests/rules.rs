@@ -1,35 +1,70 @@
-//! The email flow of PRODUCT.md §1–3, one test per rule, against DynamoDB
-//! Local and the SES emulator.
+//! The rules of PRODUCT.md §1–3, one test per rule, run for both channels
+//! (`email::<rule>` and `phone::<rule>`) against DynamoDB Local and the SES
+//! and SNS emulators.
 
-use contact_migration::domain::AccountStatus;
-use end_to_end::{unique_email, unix_now, AccountSpec, Stack, ACKNOWLEDGE_ALL};
+use contact_migration::domain::{AccountStatus, Channel, Contact};
+use end_to_end::{first_six_digit_number, unique_contact, unix_now, Stack, ACKNOWLEDGE_ALL};
 use serde_json::json;
 
-const DUP: AccountSpec = AccountSpec {
-    kyc: false,
-    assets: true,
-    no_totp: true,
-};
+macro_rules! for_both_channels {
+    ($($rule:ident),* $(,)?) => {
+        mod email {
+            $( #[tokio::test] async fn $rule() { super::$rule(super::Channel::Email).await } )*
+        }
+        mod phone {
+            $( #[tokio::test] async fn $rule() { super::$rule(super::Channel::Phone).await } )*
+        }
+    };
+}
 
-#[tokio::test]
-async fn migration_moves_the_contact_and_closes_the_duplicate() {
+for_both_channels!(
+    migration_moves_the_contact_and_closes_the_duplicate,
+    free_contact_is_a_plain_verified_change,
+    start_answers_identically_for_a_bound_and_a_free_contact,
+    main_account_without_totp_cannot_start,
+    wrong_codes_are_named_and_counted,
+    five_failed_verifications_lock_the_migration,
+    resend_replaces_the_codes_and_never_resets_attempts,
+    sends_per_migration_are_limited,
+    used_totp_code_is_refused,
+    another_accounts_migration_is_not_found,
+    duplicate_with_identity_verification_is_not_eligible,
+    a_contact_is_migrated_once_ever,
+    a_main_account_receives_one_migration_per_channel_ever,
+    closure_requires_every_acknowledgement,
+    repeating_a_successful_close_returns_the_same_answer,
+    migrate_twice_answers_the_same,
+    codes_expire_after_ten_minutes,
+    a_verified_migration_expires_after_fifteen_minutes,
+    close_refuses_when_the_duplicate_gained_kyc_since_migrate,
+    contact_already_yours_is_refused,
+    steps_out_of_order_are_invalid_state,
+    cancel_ends_a_migration_unless_completed,
+    malformed_contacts_are_invalid_contacts,
+);
+
+fn contact(channel: Channel, value: &str) -> Contact {
+    Contact::parse(channel, value).unwrap()
+}
+
+async fn migration_moves_the_contact_and_closes_the_duplicate(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
 
-    let started = stack.start(&main, &duplicate.email, now).await;
+    let started = stack.start(&main, duplicate.contact(ch), now).await;
     assert_eq!(started.status, 201, "{started:?}");
     assert_eq!(started.body["state"], "codes_sent");
-    assert_eq!(started.body["channel"], "email");
-    assert!(started.body["new_contact"]
-        .as_str()
-        .unwrap()
-        .contains("***@example.com"));
+    assert_eq!(started.body["channel"], ch.as_str());
+    assert_eq!(
+        started.body["new_contact"],
+        contact(ch, duplicate.contact(ch)).masked()
+    );
     assert!(started.body["expires_at"].as_str().unwrap().ends_with('Z'));
     let id = started.body["migration_id"].as_str().unwrap().to_owned();
 
-    let (new_code, current_code) = stack.codes(&duplicate.email, &main.email).await;
+    let (new_code, current_code) = stack.codes(duplicate.contact(ch), main.contact(ch)).await;
     let verified = stack
         .verify(
             &main,
@@ -57,40 +92,32 @@ async fn migration_moves_the_contact_and_closes_the_duplicate() {
     assert_eq!(closed.status, 200, "{closed:?}");
     assert_eq!(closed.body["state"], "completed");
     assert_eq!(closed.body["closed_account_id"], duplicate.id.as_str());
-    assert_eq!(closed.body["channel"], "email");
+    assert_eq!(closed.body["channel"], ch.as_str());
     assert!(closed.body["completed_at"].as_str().is_some());
 
     let dup = stack.stored_account(&duplicate.id).await;
     assert_eq!(dup.status, AccountStatus::Closed);
     assert!(!dup.referral_code_active, "referral code deactivated");
     assert_eq!(dup.token_version, 1, "tokens revoked");
-    assert_eq!(dup.email, None, "contact removed from the duplicate");
+    assert_eq!(dup.contact(ch), None, "contact removed from the duplicate");
     let main_now = stack.stored_account(&main.id).await;
-    assert_eq!(main_now.email.unwrap().value(), duplicate.email);
-    let new_contact = contact_migration::domain::Contact::parse(
-        contact_migration::domain::Channel::Email,
-        &duplicate.email,
-    )
-    .unwrap();
+    assert_eq!(main_now.contact(ch).unwrap().value(), duplicate.contact(ch));
+    let moved = contact(ch, duplicate.contact(ch));
     assert_eq!(
         stack
             .app
             .store
-            .contact_owner(&new_contact)
+            .contact_owner(&moved)
             .await
             .unwrap()
             .as_deref(),
         Some(main.id.as_str())
     );
-    let old = contact_migration::domain::Contact::parse(
-        contact_migration::domain::Channel::Email,
-        &main.email,
-    )
-    .unwrap();
+    let old = contact(ch, main.contact(ch));
     assert_eq!(
         stack.app.store.contact_owner(&old).await.unwrap(),
         None,
-        "the main account's old email is free again"
+        "the main account's old contact is free again"
     );
 
     let got = stack
@@ -111,13 +138,31 @@ async fn migration_moves_the_contact_and_closes_the_duplicate() {
             .count(),
         1
     );
+
+    // Security notices: the previous contact, the moved one, and the
+    // duplicate's other contact; none carries a code.
+    for to in [main.contact(ch), duplicate.contact(ch)] {
+        let last = stack.messages_to(to).await.pop().unwrap();
+        assert!(
+            last.contains("Security notice") || last.starts_with("The "),
+            "{to}: {last}"
+        );
+        assert!(first_six_digit_number(&last).is_none(), "{last}");
+    }
+    if ch == Channel::Phone {
+        let notice = stack
+            .emails_to(&duplicate.email)
+            .await
+            .pop()
+            .expect("the duplicate's email is told");
+        assert!(notice.0.starts_with("Security notice"), "{notice:?}");
+    }
 }
 
-#[tokio::test]
-async fn free_contact_is_a_plain_verified_change() {
+async fn free_contact_is_a_plain_verified_change(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let fresh = unique_email("fresh");
+    let main = stack.main_account(ch).await;
+    let fresh = unique_contact(ch, "fresh");
     let now = unix_now();
     let (id, verified) = stack.start_and_verify(&main, &fresh, now).await;
     assert_eq!(verified.status, 200, "{verified:?}");
@@ -126,7 +171,12 @@ async fn free_contact_is_a_plain_verified_change() {
         json!({"state": "completed", "migration_required": false})
     );
     assert_eq!(
-        stack.stored_account(&main.id).await.email.unwrap().value(),
+        stack
+            .stored_account(&main.id)
+            .await
+            .contact(ch)
+            .unwrap()
+            .value(),
         fresh
     );
     let got = stack
@@ -144,20 +194,24 @@ async fn free_contact_is_a_plain_verified_change() {
         (migrate.status, migrate.error_code()),
         (409, "invalid_state")
     );
-    // Security notices went to the old and the new address, without a code.
-    let notice = stack.emails_to(&main.email).await.pop().unwrap();
-    assert!(notice.0.starts_with("Security notice"), "{notice:?}");
-    assert!(end_to_end::first_six_digit_number(&notice.1).is_none());
+    // Security notices went to the old and the new contact, without a code.
+    for to in [main.contact(ch), fresh.as_str()] {
+        let notice = stack.messages_to(to).await.pop().unwrap();
+        assert!(
+            notice.contains("changed") || notice.contains("Security notice"),
+            "{notice}"
+        );
+        assert!(first_six_digit_number(&notice).is_none(), "{notice}");
+    }
 }
 
-#[tokio::test]
-async fn start_answers_identically_for_a_bound_and_a_free_contact() {
+async fn start_answers_identically_for_a_bound_and_a_free_contact(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let bound = stack.start(&main, &duplicate.email, now).await;
-    let free = stack.start(&main, &unique_email("free"), now).await;
+    let bound = stack.start(&main, duplicate.contact(ch), now).await;
+    let free = stack.start(&main, &unique_contact(ch, "free"), now).await;
     assert_eq!(bound.status, free.status);
     let keys = |a: &end_to_end::Answer| {
         let mut k: Vec<String> = a.body.as_object().unwrap().keys().cloned().collect();
@@ -171,39 +225,41 @@ async fn start_answers_identically_for_a_bound_and_a_free_contact() {
         "current_contact",
         "expires_at",
         "resend_available_at",
+        "attempts_remaining",
     ] {
         assert_eq!(bound.body[field], free.body[field], "{field}");
     }
-    // Both new contacts received a code.
-    stack.latest_code(&duplicate.email).await;
+    // The bound contact received a code like any other.
+    stack.latest_code(duplicate.contact(ch)).await;
 }
 
-#[tokio::test]
-async fn main_account_without_totp_cannot_start() {
+async fn main_account_without_totp_cannot_start(ch: Channel) {
     let stack = Stack::new().await;
     let main = stack
-        .account(AccountSpec {
+        .account(end_to_end::AccountSpec {
             no_totp: true,
+            phone: ch == Channel::Phone,
             ..Default::default()
         })
         .await;
-    let answer = stack.start(&main, &unique_email("x"), unix_now()).await;
+    let answer = stack
+        .start(&main, &unique_contact(ch, "x"), unix_now())
+        .await;
     assert_eq!(
         (answer.status, answer.error_code()),
         (403, "two_factor_required")
     );
 }
 
-#[tokio::test]
-async fn wrong_codes_are_named_and_counted() {
+async fn wrong_codes_are_named_and_counted(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let started = stack.start(&main, &duplicate.email, now).await;
+    let started = stack.start(&main, duplicate.contact(ch), now).await;
     let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, _) = stack.codes(&duplicate.email, &main.email).await;
-    let wrong = if new_code == "000000" {
+    let (new_code, current_code) = stack.codes(duplicate.contact(ch), main.contact(ch)).await;
+    let wrong = if current_code == "000000" {
         "111111"
     } else {
         "000000"
@@ -223,12 +279,11 @@ async fn wrong_codes_are_named_and_counted() {
     assert_eq!(answer.body["error"]["attempts_remaining"], 4);
 }
 
-#[tokio::test]
-async fn five_failed_verifications_lock_the_migration() {
+async fn five_failed_verifications_lock_the_migration(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
+    let main = stack.main_account(ch).await;
     let now = unix_now();
-    let started = stack.start(&main, &unique_email("lock"), now).await;
+    let started = stack.start(&main, &unique_contact(ch, "lock"), now).await;
     let id = started.body["migration_id"].as_str().unwrap();
     for remaining in (0..5).rev() {
         let answer = stack
@@ -261,15 +316,14 @@ async fn five_failed_verifications_lock_the_migration() {
     );
 }
 
-#[tokio::test]
-async fn resend_replaces_the_codes_and_never_resets_attempts() {
+async fn resend_replaces_the_codes_and_never_resets_attempts(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let fresh = unique_email("resend");
+    let main = stack.main_account(ch).await;
+    let fresh = unique_contact(ch, "resend");
     let now = unix_now();
     let started = stack.start(&main, &fresh, now).await;
     let id = started.body["migration_id"].as_str().unwrap();
-    let (old_new, old_current) = stack.codes(&fresh, &main.email).await;
+    let (old_new, old_current) = stack.codes(&fresh, main.contact(ch)).await;
     let failed = stack
         .verify(&main, id, ("000000", "000000", "000000"), now)
         .await;
@@ -282,7 +336,11 @@ async fn resend_replaces_the_codes_and_never_resets_attempts() {
     let resent = stack.step(&main, id, "resend", json!({}), now + 60).await;
     assert_eq!(resent.status, 200, "{resent:?}");
     assert_eq!(resent.body["state"], "codes_sent");
-    let (new_new, new_current) = stack.codes(&fresh, &main.email).await;
+    assert_eq!(
+        resent.body["attempts_remaining"], 4,
+        "resend did not reset attempts"
+    );
+    let (new_new, new_current) = stack.codes(&fresh, main.contact(ch)).await;
 
     let t = now + 90;
     let with_old = stack
@@ -290,10 +348,7 @@ async fn resend_replaces_the_codes_and_never_resets_attempts() {
         .await;
     if old_new != new_new && old_current != new_current {
         assert_eq!(with_old.status, 422, "old codes stop working: {with_old:?}");
-        assert_eq!(
-            with_old.body["error"]["attempts_remaining"], 3,
-            "resend did not reset attempts"
-        );
+        assert_eq!(with_old.body["error"]["attempts_remaining"], 3);
     }
     let t = now + 120;
     let with_new = stack
@@ -302,12 +357,11 @@ async fn resend_replaces_the_codes_and_never_resets_attempts() {
     assert_eq!(with_new.status, 200, "{with_new:?}");
 }
 
-#[tokio::test]
-async fn sends_per_migration_are_limited() {
+async fn sends_per_migration_are_limited(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
+    let main = stack.main_account(ch).await;
     let now = unix_now();
-    let started = stack.start(&main, &unique_email("limit"), now).await;
+    let started = stack.start(&main, &unique_contact(ch, "limit"), now).await;
     let id = started.body["migration_id"].as_str().unwrap();
     for i in 1..5 {
         let resent = stack
@@ -320,17 +374,16 @@ async fn sends_per_migration_are_limited() {
     assert!(sixth.retry_after.is_some());
 }
 
-#[tokio::test]
-async fn used_totp_code_is_refused() {
+async fn used_totp_code_is_refused(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
+    let main = stack.main_account(ch).await;
     let now = unix_now();
-    let first = unique_email("first");
+    let first = unique_contact(ch, "first");
     let (_, verified) = stack.start_and_verify(&main, &first, now).await;
     assert_eq!(verified.status, 200, "{verified:?}");
 
-    // Same time step, a second migration: the TOTP code is spent.
-    let second = unique_email("second");
+    // Same time step, a second change: the TOTP code is spent.
+    let second = unique_contact(ch, "second");
     let started = stack.start(&main, &second, now).await;
     let id = started.body["migration_id"].as_str().unwrap();
     let (new_code, current_code) = stack.codes(&second, &first).await;
@@ -374,13 +427,12 @@ async fn used_totp_code_is_refused() {
     assert_eq!(next.status, 200, "{next:?}");
 }
 
-#[tokio::test]
-async fn another_accounts_migration_is_not_found() {
+async fn another_accounts_migration_is_not_found(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let intruder = stack.account(AccountSpec::default()).await;
+    let main = stack.main_account(ch).await;
+    let intruder = stack.main_account(ch).await;
     let now = unix_now();
-    let started = stack.start(&main, &unique_email("mine"), now).await;
+    let started = stack.start(&main, &unique_contact(ch, "mine"), now).await;
     let id = started.body["migration_id"].as_str().unwrap();
     let unknown = uuid::Uuid::new_v4().to_string();
     for path_id in [id, unknown.as_str(), "not-an-id"] {
@@ -430,13 +482,12 @@ async fn another_accounts_migration_is_not_found() {
     assert_eq!(got.body["attempts_remaining"], 5);
 }
 
-#[tokio::test]
-async fn duplicate_with_identity_verification_is_not_eligible() {
+async fn duplicate_with_identity_verification_is_not_eligible(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let kyc = stack.account(AccountSpec { kyc: true, ..DUP }).await;
+    let main = stack.main_account(ch).await;
+    let kyc = stack.duplicate_account(ch, true).await;
     let now = unix_now();
-    let (id, verified) = stack.start_and_verify(&main, &kyc.email, now).await;
+    let (id, verified) = stack.start_and_verify(&main, kyc.contact(ch), now).await;
     assert_eq!(verified.status, 200, "{verified:?}");
     assert_eq!(verified.body["eligible"], false);
     assert_eq!(
@@ -458,21 +509,20 @@ async fn duplicate_with_identity_verification_is_not_eligible() {
     );
 }
 
-#[tokio::test]
-async fn a_contact_is_migrated_once_ever() {
+async fn a_contact_is_migrated_once_ever(ch: Channel) {
     let stack = Stack::new().await;
-    let first_main = stack.account(AccountSpec::default()).await;
-    let second_main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let first_main = stack.main_account(ch).await;
+    let second_main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
     let (_, closed) = stack
-        .migrate_fully(&first_main, &duplicate.email, now)
+        .migrate_fully(&first_main, duplicate.contact(ch), now)
         .await;
     assert_eq!(closed.status, 200, "{closed:?}");
-    // The contact now belongs to first_main. Another account that controls
-    // first_main too still cannot move it a second time.
+    // The contact now belongs to first_main. Whoever controls first_main too
+    // still cannot move it a second time.
     let (id, verified) = stack
-        .start_and_verify(&second_main, &duplicate.email, now + 30)
+        .start_and_verify(&second_main, duplicate.contact(ch), now + 30)
         .await;
     assert_eq!(verified.status, 200, "{verified:?}");
     assert_eq!(verified.body["eligible"], false);
@@ -489,19 +539,20 @@ async fn a_contact_is_migrated_once_ever() {
     );
 }
 
-#[tokio::test]
-async fn a_main_account_receives_one_email_migration_ever() {
+async fn a_main_account_receives_one_migration_per_channel_ever(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let first_dup = stack.account(DUP).await;
-    let second_dup = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let first_dup = stack.duplicate_account(ch, false).await;
+    let second_dup = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (_, closed) = stack.migrate_fully(&main, &first_dup.email, now).await;
+    let (_, closed) = stack.migrate_fully(&main, first_dup.contact(ch), now).await;
     assert_eq!(closed.status, 200, "{closed:?}");
-    // The codes for the main account now go to its new address.
-    let started = stack.start(&main, &second_dup.email, now + 30).await;
+    // The main account's codes now go to the contact it received.
+    let started = stack.start(&main, second_dup.contact(ch), now + 30).await;
     let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, current_code) = stack.codes(&second_dup.email, &first_dup.email).await;
+    let (new_code, current_code) = stack
+        .codes(second_dup.contact(ch), first_dup.contact(ch))
+        .await;
     let verified = stack
         .verify(
             &main,
@@ -524,15 +575,37 @@ async fn a_main_account_receives_one_email_migration_ever() {
         stack.stored_account(&second_dup.id).await.status,
         AccountStatus::Active
     );
+
+    // The other channel is a separate allowance.
+    let other = ch.other();
+    let main = stack
+        .account(end_to_end::AccountSpec {
+            phone: true,
+            ..Default::default()
+        })
+        .await;
+    let dup_one = stack.duplicate_account(Channel::Phone, false).await;
+    let first_contact = dup_one.contact(ch);
+    let (_, closed) = stack.migrate_fully(&main, first_contact, now).await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let dup_two = stack.duplicate_account(Channel::Phone, false).await;
+    let (_, verified) = stack
+        .start_and_verify(&main, dup_two.contact(other), now + 30)
+        .await;
+    assert_eq!(
+        verified.body["eligible"], true,
+        "one migration per channel, not one overall: {verified:?}"
+    );
 }
 
-#[tokio::test]
-async fn closure_requires_every_acknowledgement() {
+async fn closure_requires_every_acknowledgement(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (id, _) = stack.start_and_verify(&main, &duplicate.email, now).await;
+    let (id, _) = stack
+        .start_and_verify(&main, duplicate.contact(ch), now)
+        .await;
     stack.step(&main, &id, "migrate", json!({}), now).await;
     let partial = stack
         .step(
@@ -569,40 +642,39 @@ async fn closure_requires_every_acknowledgement() {
     assert_eq!(closed.status, 200, "{closed:?}");
 }
 
-#[tokio::test]
-async fn repeating_a_successful_close_returns_the_same_answer() {
+async fn repeating_a_successful_close_returns_the_same_answer(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (id, first) = stack.migrate_fully(&main, &duplicate.email, now).await;
+    let (id, first) = stack.migrate_fully(&main, duplicate.contact(ch), now).await;
     assert_eq!(first.status, 200);
     let again = stack.close_all_acknowledged(&main, &id, now + 5).await;
     assert_eq!((again.status, &again.body), (200, &first.body));
 }
 
-#[tokio::test]
-async fn migrate_twice_answers_the_same() {
+async fn migrate_twice_answers_the_same(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (id, _) = stack.start_and_verify(&main, &duplicate.email, now).await;
+    let (id, _) = stack
+        .start_and_verify(&main, duplicate.contact(ch), now)
+        .await;
     let first = stack.step(&main, &id, "migrate", json!({}), now).await;
     let again = stack.step(&main, &id, "migrate", json!({}), now + 5).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.body, again.body);
 }
 
-#[tokio::test]
-async fn codes_expire_after_ten_minutes() {
+async fn codes_expire_after_ten_minutes(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let fresh = unique_email("late");
+    let main = stack.main_account(ch).await;
+    let fresh = unique_contact(ch, "late");
     let now = unix_now();
     let started = stack.start(&main, &fresh, now).await;
     let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, current_code) = stack.codes(&fresh, &main.email).await;
+    let (new_code, current_code) = stack.codes(&fresh, main.contact(ch)).await;
     let late = now + 600;
     let answer = stack
         .verify(
@@ -614,18 +686,24 @@ async fn codes_expire_after_ten_minutes() {
         .await;
     assert_eq!((answer.status, answer.error_code()), (410, "codes_expired"));
     assert_eq!(
-        stack.stored_account(&main.id).await.email.unwrap().value(),
-        main.email
+        stack
+            .stored_account(&main.id)
+            .await
+            .contact(ch)
+            .unwrap()
+            .value(),
+        main.contact(ch)
     );
 }
 
-#[tokio::test]
-async fn a_verified_migration_expires_after_fifteen_minutes() {
+async fn a_verified_migration_expires_after_fifteen_minutes(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (id, _) = stack.start_and_verify(&main, &duplicate.email, now).await;
+    let (id, _) = stack
+        .start_and_verify(&main, duplicate.contact(ch), now)
+        .await;
     let migrated = stack
         .step(&main, &id, "migrate", json!({}), now + 899)
         .await;
@@ -648,13 +726,14 @@ async fn a_verified_migration_expires_after_fifteen_minutes() {
     assert_eq!(got.body["state"], "expired");
 }
 
-#[tokio::test]
-async fn close_refuses_when_the_duplicate_gained_kyc_since_migrate() {
+async fn close_refuses_when_the_duplicate_gained_kyc_since_migrate(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let (id, _) = stack.start_and_verify(&main, &duplicate.email, now).await;
+    let (id, _) = stack
+        .start_and_verify(&main, duplicate.contact(ch), now)
+        .await;
     stack.step(&main, &id, "migrate", json!({}), now).await;
     let mut dup = stack.stored_account(&duplicate.id).await;
     dup.kyc_verified = true;
@@ -666,11 +745,19 @@ async fn close_refuses_when_the_duplicate_gained_kyc_since_migrate() {
         (409, "duplicate_identity_verified"),
         "{closed:?}"
     );
-    let dup_after = stack.stored_account(&duplicate.id).await;
-    assert_eq!(dup_after, dup, "nothing changed on the duplicate");
     assert_eq!(
-        stack.stored_account(&main.id).await.email.unwrap().value(),
-        main.email
+        stack.stored_account(&duplicate.id).await,
+        dup,
+        "nothing changed on the duplicate"
+    );
+    assert_eq!(
+        stack
+            .stored_account(&main.id)
+            .await
+            .contact(ch)
+            .unwrap()
+            .value(),
+        main.contact(ch)
     );
     let got = stack
         .call(
@@ -684,26 +771,31 @@ async fn close_refuses_when_the_duplicate_gained_kyc_since_migrate() {
     assert_eq!(got.body["state"], "awaiting_confirmation");
 }
 
-#[tokio::test]
-async fn contact_already_yours_is_refused() {
+async fn contact_already_yours_is_refused(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let answer = stack
-        .start(&main, &main.email.to_uppercase(), unix_now())
-        .await;
+    let main = stack.main_account(ch).await;
+    // Another spelling of the same contact.
+    let spelled = match ch {
+        Channel::Email => main.email.to_uppercase(),
+        Channel::Phone => {
+            let p = main.contact(ch);
+            format!("{} {} {}", &p[..3], &p[3..7], &p[7..])
+        }
+    };
+    let answer = stack.start(&main, &spelled, unix_now()).await;
     assert_eq!(
         (answer.status, answer.error_code()),
-        (409, "contact_already_yours")
+        (409, "contact_already_yours"),
+        "{answer:?}"
     );
 }
 
-#[tokio::test]
-async fn steps_out_of_order_are_invalid_state() {
+async fn steps_out_of_order_are_invalid_state(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let started = stack.start(&main, &duplicate.email, now).await;
+    let started = stack.start(&main, duplicate.contact(ch), now).await;
     let id = started.body["migration_id"].as_str().unwrap().to_owned();
     let migrate = stack.step(&main, &id, "migrate", json!({}), now).await;
     assert_eq!(
@@ -712,7 +804,7 @@ async fn steps_out_of_order_are_invalid_state() {
     );
     let close = stack.close_all_acknowledged(&main, &id, now).await;
     assert_eq!((close.status, close.error_code()), (409, "invalid_state"));
-    let (new_code, current_code) = stack.codes(&duplicate.email, &main.email).await;
+    let (new_code, current_code) = stack.codes(duplicate.contact(ch), main.contact(ch)).await;
     stack
         .verify(
             &main,
@@ -742,13 +834,12 @@ async fn steps_out_of_order_are_invalid_state() {
     );
 }
 
-#[tokio::test]
-async fn cancel_ends_a_migration_unless_completed() {
+async fn cancel_ends_a_migration_unless_completed(ch: Channel) {
     let stack = Stack::new().await;
-    let main = stack.account(AccountSpec::default()).await;
-    let duplicate = stack.account(DUP).await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack.duplicate_account(ch, false).await;
     let now = unix_now();
-    let started = stack.start(&main, &duplicate.email, now).await;
+    let started = stack.start(&main, duplicate.contact(ch), now).await;
     let id = started.body["migration_id"].as_str().unwrap().to_owned();
     let cancelled = stack
         .call(
@@ -773,7 +864,7 @@ async fn cancel_ends_a_migration_unless_completed() {
         )
         .await;
     assert_eq!(again.status, 200);
-    let (new_code, current_code) = stack.codes(&duplicate.email, &main.email).await;
+    let (new_code, current_code) = stack.codes(duplicate.contact(ch), main.contact(ch)).await;
     let verify = stack
         .verify(
             &main,
@@ -784,7 +875,9 @@ async fn cancel_ends_a_migration_unless_completed() {
         .await;
     assert_eq!((verify.status, verify.error_code()), (409, "invalid_state"));
 
-    let (done, closed) = stack.migrate_fully(&main, &duplicate.email, now + 30).await;
+    let (done, closed) = stack
+        .migrate_fully(&main, duplicate.contact(ch), now + 30)
+        .await;
     assert_eq!(closed.status, 200, "{closed:?}");
     let refused = stack
         .call(
@@ -798,5 +891,81 @@ async fn cancel_ends_a_migration_unless_completed() {
     assert_eq!(
         (refused.status, refused.error_code()),
         (409, "invalid_state")
+    );
+}
+
+async fn malformed_contacts_are_invalid_contacts(ch: Channel) {
+    let stack = Stack::new().await;
+    let main = stack.main_account(ch).await;
+    let long_email = format!("{}@example.com", "a".repeat(65));
+    let bad: &[&str] = match ch {
+        Channel::Email => &[
+            "not-an-email",
+            "a@b",
+            "\u{0430}dmin@example.com",
+            &long_email,
+        ],
+        Channel::Phone => &["07911123456", "+44 12", "+999 123456789", "+44 7911 12345x"],
+    };
+    for value in bad {
+        let answer = stack
+            .call(
+                "POST",
+                "/migrations",
+                Some(&main.id),
+                Some(json!({"channel": ch.as_str(), "new_contact": value})),
+                unix_now(),
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (400, "invalid_contact"),
+            "{value}: {answer:?}"
+        );
+    }
+}
+
+/// Phone only: a main account with no phone binds its first one with the
+/// current-contact code sent to its email.
+#[tokio::test]
+async fn a_first_phone_is_bound_with_the_current_contact_code_sent_to_the_email() {
+    let stack = Stack::new().await;
+    let main = stack.main_account(Channel::Email).await;
+    assert!(main.phone.is_none());
+    let duplicate = stack.duplicate_account(Channel::Phone, false).await;
+    let now = unix_now();
+    let started = stack
+        .start(&main, duplicate.contact(Channel::Phone), now)
+        .await;
+    assert_eq!(started.status, 201, "{started:?}");
+    assert_eq!(
+        started.body["current_contact"],
+        contact(Channel::Email, &main.email).masked()
+    );
+    let (new_code, current_code) = stack
+        .codes(duplicate.contact(Channel::Phone), &main.email)
+        .await;
+    let id = started.body["migration_id"].as_str().unwrap();
+    let verified = stack
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(now)),
+            now,
+        )
+        .await;
+    assert_eq!(verified.body["eligible"], true, "{verified:?}");
+    stack.step(&main, id, "migrate", json!({}), now).await;
+    let closed = stack.close_all_acknowledged(&main, id, now).await;
+    assert_eq!(closed.status, 200, "{closed:?}");
+    let stored = stack.stored_account(&main.id).await;
+    assert_eq!(
+        stored.phone.unwrap().value(),
+        duplicate.contact(Channel::Phone)
+    );
+    assert_eq!(
+        stored.email.unwrap().value(),
+        main.email,
+        "the email is kept"
     );
 }
