@@ -1,4 +1,5 @@
-# Entry points for developers and CI. The logic lives in infra/local/*.sh; see those files.
+# Entry points for developers and CI. The logic lives in infra/local/*.sh and infra/template/*.sh;
+# see those files.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -6,7 +7,8 @@ SHELL := bash
 # Extra arguments for `make test`, e.g. make test TEST_ARGS='-p end-to-end -- --nocapture'
 TEST_ARGS ?=
 
-.PHONY: help setup dev test emulators-start emulators-stop emulators-status env fmt lint clean-local
+.PHONY: help setup dev test emulators-start emulators-stop emulators-status env fmt lint \
+	template-check package clean-local
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -38,6 +40,21 @@ fmt: ## format the code
 lint: ## what CI checks besides the tests: formatting and clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+template-check: ## cfn-lint + sam validate --lint on template.yaml, docs/openapi.yaml check; offline
+	infra/template/check.sh
+
+# The four functions as AWS Lambda deployment packages: provided.al2023 on arm64, one
+# `bootstrap` per zip. cargo-lambda cross-compiles with zig (PyPI ziglang, in .venv).
+LAMBDA_FUNCTIONS := send-codes verify migrate close
+
+package: setup ## release zips for Lambda (arm64): target/lambda/<function>/bootstrap.zip
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
+		$(addprefix -p ,$(LAMBDA_FUNCTIONS))
+	@python3 -c 'import os, sys, zipfile; \
+		[print(f"  {z}  {os.path.getsize(z):>9} bytes zipped, " \
+		       f"{sum(i.file_size for i in zipfile.ZipFile(z).infolist()):>9} bytes unzipped") \
+		 for z in (f"target/lambda/{f}/bootstrap.zip" for f in sys.argv[1:])]' $(LAMBDA_FUNCTIONS)
 
 clean-local: emulators-stop ## stop the emulators and delete local installs, pids and logs
 	rm -rf .local infra/local/node_modules .venv

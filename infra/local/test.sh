@@ -37,6 +37,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 "$INFRA_DIR/setup.sh"
+# template.yaml and docs/openapi.yaml, checked offline (make template-check) before any emulator.
+"$LOCAL_ROOT/infra/template/check.sh"
 
 # Starts whichever emulators are not running yet; it prints their names, and only those are
 # stopped again on exit (ones already running are reused and left running).

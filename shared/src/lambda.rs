@@ -12,19 +12,30 @@ use crate::http::{self, Endpoint};
 use crate::notify::Courier;
 use crate::store::Store;
 
-/// JSON log lines (CloudWatch parses them); level from `LOG_LEVEL`.
+/// The log format: one JSON object a line (CloudWatch parses them), event
+/// fields flattened. Tests install the same subscriber over a buffer.
+pub fn json_logs<W>(writer: W, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(writer)
+        .with_max_level(level)
+        .with_current_span(false)
+        .with_target(false)
+        .flatten_event(true)
+        .finish()
+}
+
+/// JSON logs to stdout at `LOG_LEVEL` (default `INFO`).
 pub fn init_logging() {
     let level = std::env::var("LOG_LEVEL")
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .json()
-        .with_max_level(level)
-        .with_current_span(false)
-        .with_target(false)
-        .flatten_event(true)
-        .init();
+    // Only fails if a subscriber is already set, which then keeps logging.
+    let _ = tracing::subscriber::set_global_default(json_logs(std::io::stdout, level));
 }
 
 pub fn now() -> Timestamp {

@@ -20,8 +20,8 @@ impl Watch {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let log = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
-        let log = std::fs::File::create(&log).expect("log file");
+        let log_path = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new("cargo")
             .args([
                 "lambda",
@@ -49,12 +49,16 @@ impl Watch {
             .process_group(0)
             .spawn()
             .expect("cargo lambda is installed (make test installs it into .venv)");
-        let watch = Watch {
+        let mut watch = Watch {
             child,
             base: format!("http://127.0.0.1:{port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = watch.child.try_wait() {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("cargo lambda watch exited ({status}); is .venv/bin on PATH (make test)?\n{log}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "cargo lambda watch did not listen on {port}"

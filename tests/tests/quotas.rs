@@ -1,0 +1,249 @@
+//! The quotas of PRODUCT.md §4, each at its boundary and under parallel
+//! requests: stored in DynamoDB, taken with conditional writes, so no number
+//! of concurrent requests gets past one.
+
+use contact_migration::domain::Policy;
+use end_to_end::{unique_email, unix_now, Answer, Stack};
+use serde_json::json;
+use std::sync::Arc;
+
+async fn all<F>(tasks: Vec<F>) -> Vec<Answer>
+where
+    F: std::future::Future<Output = Answer> + Send + 'static,
+{
+    let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.expect("task finished"));
+    }
+    answers
+}
+
+fn count(answers: &[Answer], status: u16) -> usize {
+    answers.iter().filter(|a| a.status == status).count()
+}
+
+#[tokio::test]
+async fn an_account_starts_at_most_five_migrations_a_day() {
+    let stack = Stack::new().await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    for i in 0..5 {
+        let started = stack.start(&main, &unique_email("q"), now + i).await;
+        assert_eq!(started.status, 201, "start {}: {started:?}", i + 1);
+    }
+    let sixth = stack.start(&main, &unique_email("q"), now + 10).await;
+    assert_eq!((sixth.status, sixth.error_code()), (429, "rate_limited"));
+    assert_eq!(
+        sixth.retry_after.as_deref(),
+        Some((86_400 - 10).to_string().as_str())
+    );
+    let next_day = stack.start(&main, &unique_email("q"), now + 86_400).await;
+    assert_eq!(next_day.status, 201, "the window slides: {next_day:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_starts_cannot_exceed_the_daily_quota() {
+    let stack = Arc::new(Stack::new().await);
+    let main = Arc::new(
+        stack
+            .main_account(contact_migration::domain::Channel::Email)
+            .await,
+    );
+    let now = unix_now();
+    let starts = (0..12)
+        .map(|_| {
+            let (stack, main) = (stack.clone(), main.clone());
+            async move { stack.start(&main, &unique_email("p"), now).await }
+        })
+        .collect();
+    let answers = all(starts).await;
+    assert_eq!(count(&answers, 201), 5, "{answers:?}");
+    assert_eq!(count(&answers, 429), 7, "{answers:?}");
+}
+
+/// A policy where only the per-contact send quota can bind.
+fn sends_policy() -> Policy {
+    let mut policy = Policy::default();
+    policy.starts_per_account.limit = 100;
+    policy
+}
+
+#[tokio::test]
+async fn a_contact_receives_at_most_ten_code_messages_a_day() {
+    let stack = Stack::with_policy(sends_policy()).await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    // Every start sends one code to the main account's own email.
+    for i in 0..10 {
+        let started = stack.start(&main, &unique_email("s"), now + i).await;
+        assert_eq!(started.status, 201, "send {}: {started:?}", i + 1);
+    }
+    let eleventh = stack.start(&main, &unique_email("s"), now + 20).await;
+    assert_eq!(
+        (eleventh.status, eleventh.error_code()),
+        (429, "rate_limited")
+    );
+    assert!(eleventh.retry_after.is_some());
+    assert_eq!(
+        stack.emails_to(&main.email).await.len(),
+        10,
+        "no eleventh message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_sends_to_one_contact_cannot_exceed_the_quota() {
+    let stack = Arc::new(Stack::with_policy(sends_policy()).await);
+    let main = Arc::new(
+        stack
+            .main_account(contact_migration::domain::Channel::Email)
+            .await,
+    );
+    let now = unix_now();
+    let starts = (0..16)
+        .map(|_| {
+            let (stack, main) = (stack.clone(), main.clone());
+            async move { stack.start(&main, &unique_email("ps"), now).await }
+        })
+        .collect();
+    let answers = all(starts).await;
+    assert_eq!(count(&answers, 201), 10, "{answers:?}");
+    assert_eq!(stack.emails_to(&main.email).await.len(), 10);
+}
+
+/// A policy where only the per-account failure quota can bind.
+fn failures_policy() -> Policy {
+    let mut policy = Policy::default();
+    policy.starts_per_account.limit = 100;
+    policy.sends_per_contact.limit = 100;
+    policy
+}
+
+#[tokio::test]
+async fn an_account_fails_verification_at_most_ten_times_a_day() {
+    let stack = Stack::with_policy(failures_policy()).await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let started = stack.start(&main, &unique_email("f"), now).await;
+        ids.push(started.body["migration_id"].as_str().unwrap().to_owned());
+    }
+    // 4 + 4 + 2 failures across three migrations.
+    for (id, failures) in ids.iter().zip([4, 4, 2]) {
+        for _ in 0..failures {
+            let answer = stack
+                .verify(&main, id, ("000000", "000000", "000000"), now)
+                .await;
+            assert_eq!(answer.status, 422, "{answer:?}");
+        }
+    }
+    // The eleventh attempt is refused before any code is checked, even a right one.
+    let fresh = unique_email("f");
+    let started = stack.start(&main, &fresh, now).await;
+    let id = started.body["migration_id"].as_str().unwrap();
+    let (new_code, current_code) = stack.codes(&fresh, &main.email).await;
+    let refused = stack
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(now)),
+            now,
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (429, "rate_limited"),
+        "{refused:?}"
+    );
+    let stored = stack.app.store.migration(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.failed_attempts, 0,
+        "the refused attempt was not counted against the migration"
+    );
+}
+
+#[tokio::test]
+async fn a_successful_verification_is_not_a_failure() {
+    let stack = Stack::with_policy(failures_policy()).await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    // Contacts bound to other accounts: verification leaves the main
+    // account's own contact, where its codes go, as it is.
+    for i in 0..12 {
+        let duplicate = stack
+            .duplicate_account(contact_migration::domain::Channel::Email, false)
+            .await;
+        let at = now + 30 * i;
+        let (_, verified) = stack.start_and_verify(&main, &duplicate.email, at).await;
+        assert_eq!(verified.status, 200, "verification {}: {verified:?}", i + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_failures_cannot_exceed_the_account_quota() {
+    let stack = Arc::new(Stack::with_policy(failures_policy()).await);
+    let main = Arc::new(
+        stack
+            .main_account(contact_migration::domain::Channel::Email)
+            .await,
+    );
+    let now = unix_now();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let started = stack.start(&main, &unique_email("pf"), now).await;
+        ids.push(started.body["migration_id"].as_str().unwrap().to_owned());
+    }
+    let guesses = (0..24)
+        .map(|i| {
+            let (stack, main, id) = (stack.clone(), main.clone(), ids[i % 4].clone());
+            async move {
+                stack
+                    .verify(&main, &id, ("000000", "000000", "000000"), now)
+                    .await
+            }
+        })
+        .collect();
+    let answers = all(guesses).await;
+    assert!(count(&answers, 422) <= 10, "{answers:?}");
+    let mut failed = 0;
+    for id in &ids {
+        failed += stack
+            .app
+            .store
+            .migration(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_attempts;
+    }
+    assert!(failed <= 10, "{failed} failed attempts were checked");
+    assert_eq!(failed as usize, count(&answers, 422));
+}
+
+#[tokio::test]
+async fn resend_inside_the_cooldown_is_rate_limited() {
+    let stack = Stack::new().await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    let started = stack.start(&main, &unique_email("c"), now).await;
+    let id = started.body["migration_id"].as_str().unwrap();
+    let early = stack.step(&main, id, "resend", json!({}), now + 59).await;
+    assert_eq!(
+        (early.status, early.retry_after.as_deref()),
+        (429, Some("1"))
+    );
+    let on_time = stack.step(&main, id, "resend", json!({}), now + 60).await;
+    assert_eq!(on_time.status, 200, "{on_time:?}");
+}
