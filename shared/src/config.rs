@@ -20,8 +20,35 @@ pub struct Config {
     /// Alphanumeric SMS sender id, where the destination country allows one.
     pub sms_sender_id: Option<String>,
     pub auth: AuthMode,
-    pub codes: CodeKey,
+    pub code_key: CodeKeySource,
     pub policy: Policy,
+}
+
+/// Where the key one-time codes are hashed with comes from.
+#[derive(Clone)]
+pub enum CodeKeySource {
+    /// `CODE_HMAC_SECRET`: the key itself, for local development and tests.
+    Env(CodeKey),
+    /// `CODE_HMAC_SECRET_PARAMETER`: the name of an SSM SecureString holding
+    /// it, read once at init (production; the template never holds the key).
+    Ssm(String),
+}
+
+impl std::fmt::Debug for CodeKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeKeySource::Env(_) => f.write_str("Env(redacted)"),
+            CodeKeySource::Ssm(name) => write!(f, "Ssm({name})"),
+        }
+    }
+}
+
+/// The key from its text form; 32 bytes at least.
+pub fn code_key(secret: &str, source: &'static str) -> Result<CodeKey, ConfigError> {
+    CodeKey::new(secret.as_bytes().to_vec()).ok_or(ConfigError::Invalid(
+        source,
+        "it must be at least 32 bytes".into(),
+    ))
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -41,7 +68,16 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let defaults = Policy::default();
-        let secret = required("CODE_HMAC_SECRET")?;
+        let code_key = match env::var("CODE_HMAC_SECRET_PARAMETER")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            Some(name) => CodeKeySource::Ssm(name),
+            None => CodeKeySource::Env(code_key(
+                &required("CODE_HMAC_SECRET")?,
+                "CODE_HMAC_SECRET",
+            )?),
+        };
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             sender_email: required("SENDER_EMAIL")?,
@@ -50,10 +86,7 @@ impl Config {
                 Ok("dev") => AuthMode::Dev,
                 _ => AuthMode::Jwt,
             },
-            codes: CodeKey::new(secret.into_bytes()).ok_or(ConfigError::Invalid(
-                "CODE_HMAC_SECRET",
-                "it must be at least 32 bytes".into(),
-            ))?,
+            code_key,
             policy: Policy {
                 code_ttl: number("CODE_TTL_SECONDS", defaults.code_ttl)?,
                 max_failed_attempts: number("MAX_FAILED_ATTEMPTS", defaults.max_failed_attempts)?,

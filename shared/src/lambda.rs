@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::Config;
-use crate::domain::Timestamp;
+use crate::config::{code_key, CodeKeySource, Config};
+use crate::domain::{CodeKey, Timestamp};
 use crate::http::{self, Endpoint};
 use crate::notify::Courier;
 use crate::store::Store;
@@ -45,12 +45,43 @@ pub fn now() -> Timestamp {
         .unwrap_or_default()
 }
 
+/// The code key from its source: as given, or read from SSM Parameter Store
+/// with decryption.
+pub async fn resolve_code_key(
+    aws: &aws_config::SdkConfig,
+    source: &CodeKeySource,
+) -> Result<CodeKey, lambda_http::Error> {
+    match source {
+        CodeKeySource::Env(key) => Ok(key.clone()),
+        CodeKeySource::Ssm(name) => {
+            let out = aws_sdk_ssm::Client::new(aws)
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the code key parameter {name}: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            let value = out
+                .parameter
+                .and_then(|p| p.value)
+                .ok_or_else(|| format!("the code key parameter {name} has no value"))?;
+            Ok(code_key(&value, "CODE_HMAC_SECRET_PARAMETER")?)
+        }
+    }
+}
+
 /// The service from configuration and the standard AWS environment
-/// (`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SESV2` point it at
-/// local emulators).
-pub async fn app_from_env(config: &Config) -> App {
+/// (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`,
+/// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_SSM` point it at local
+/// emulators).
+pub async fn app_from_env(config: &Config) -> Result<App, lambda_http::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    App {
+    Ok(App {
         store: Store::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
         courier: Courier::new(
             aws_sdk_sesv2::Client::new(&aws),
@@ -58,16 +89,16 @@ pub async fn app_from_env(config: &Config) -> App {
             aws_sdk_sns::Client::new(&aws),
             config.sms_sender_id.clone(),
         ),
-        codes: config.codes.clone(),
+        codes: resolve_code_key(&aws, &config.code_key).await?,
         policy: config.policy.clone(),
-    }
+    })
 }
 
 /// Runs a Lambda function that serves `endpoints`.
 pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
-    let app = app_from_env(&config).await;
+    let app = app_from_env(&config).await?;
     let (app, auth) = (&app, config.auth);
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)
