@@ -65,7 +65,7 @@ async fn a_missing_or_short_code_key_parameter_fails_init() {
         .await
         .unwrap();
     let short = resolve_code_key(&aws, &CodeKeySource::Ssm(name)).await;
-    let message = short.err().expect("a short key is refused").to_string();
+    let message = short.expect_err("a short key is refused").to_string();
     assert!(message.contains("32 bytes"), "{message}");
     assert!(!message.contains("too-short"), "the value is never echoed");
 }
