@@ -39,14 +39,20 @@ fn kolmogorov_smirnov(a: &[f64], b: &[f64]) -> (f64, f64) {
 }
 
 fn shape(body: &serde_json::Value) -> Vec<String> {
-    let mut keys: Vec<String> = body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut keys: Vec<String> = body
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     keys.sort();
     keys
 }
 
 #[tokio::main]
 async fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     // Quotas would stop a real account long before; the benchmark measures
     // the work of start itself, so they are lifted.
     let mut policy = Policy::default();
@@ -64,7 +70,9 @@ async fn main() {
         for _ in 0..10 {
             let duplicate = stack.duplicate_account(channel, false).await;
             stack.start(&main, duplicate.contact(channel), now).await;
-            stack.start(&main, &unique_contact(channel, "warm"), now).await;
+            stack
+                .start(&main, &unique_contact(channel, "warm"), now)
+                .await;
         }
         for round in 0..rounds {
             let duplicate = stack.duplicate_account(channel, false).await;
@@ -94,7 +102,11 @@ async fn main() {
             println!(
                 "  {name:<6} {:<11} {:<43} {:>6.2}  {:>6.2}  {:>6.2}  {:>7.2}",
                 format!("{distinct_status:?}"),
-                format!("{} keys, all equal: {}", shapes[arm][0].len(), shapes[arm].iter().all(|s| *s == shapes[arm][0])),
+                format!(
+                    "{} keys, all equal: {}",
+                    shapes[arm][0].len(),
+                    shapes[arm].iter().all(|s| *s == shapes[arm][0])
+                ),
                 percentile(&latencies[arm], 0.5),
                 percentile(&latencies[arm], 0.9),
                 percentile(&latencies[arm], 0.99),
@@ -105,7 +117,11 @@ async fn main() {
             "  same status: {}, same body shape: {}, KS D = {d:.3}, p = {p:.3} ({})",
             statuses[0] == statuses[1],
             shapes[0] == shapes[1],
-            if p > 0.05 { "no detectable difference at 5%" } else { "DIFFERENT at 5%" }
+            if p > 0.05 {
+                "no detectable difference at 5%"
+            } else {
+                "DIFFERENT at 5%"
+            }
         );
     }
 }

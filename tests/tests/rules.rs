@@ -100,6 +100,17 @@ async fn migration_moves_the_contact_and_closes_the_duplicate(ch: Channel) {
     assert!(!dup.referral_code_active, "referral code deactivated");
     assert_eq!(dup.token_version, 1, "tokens revoked");
     assert_eq!(dup.contact(ch), None, "contact removed from the duplicate");
+    assert_eq!(
+        dup.contact(ch.other()),
+        None,
+        "a closed account owns no contact"
+    );
+    let released = contact(ch.other(), duplicate.contact(ch.other()));
+    assert_eq!(
+        stack.app.store.contact_owner(&released).await.unwrap(),
+        None,
+        "its other contact is free"
+    );
     let main_now = stack.stored_account(&main.id).await;
     assert_eq!(main_now.contact(ch).unwrap().value(), duplicate.contact(ch));
     let moved = contact(ch, duplicate.contact(ch));
@@ -149,14 +160,15 @@ async fn migration_moves_the_contact_and_closes_the_duplicate(ch: Channel) {
         );
         assert!(first_six_digit_number(&last).is_none(), "{last}");
     }
-    if ch == Channel::Phone {
-        let notice = stack
-            .emails_to(&duplicate.email)
-            .await
-            .pop()
-            .expect("the duplicate's email is told");
-        assert!(notice.0.starts_with("Security notice"), "{notice:?}");
-    }
+    let other = stack
+        .messages_to(duplicate.contact(ch.other()))
+        .await
+        .pop()
+        .expect("the duplicate's other contact is told");
+    assert!(
+        other.contains("wasn't you") || other.contains("Not you?"),
+        "{other}"
+    );
 }
 
 async fn free_contact_is_a_plain_verified_change(ch: Channel) {

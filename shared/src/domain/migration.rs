@@ -90,6 +90,9 @@ pub struct Migration {
     /// The main account's contact on the channel when `migrate` ran; the
     /// closure releases it and is conditional on it being unchanged.
     pub previous_contact: Option<Contact>,
+    /// The duplicate's contact on the other channel when `migrate` ran; the
+    /// closure releases it too (a closed account owns no contact) and tells it.
+    pub duplicate_other_contact: Option<Contact>,
     pub completed_at: Option<Timestamp>,
     pub closed_account_id: Option<String>,
 }
@@ -234,6 +237,7 @@ mod tests {
             confirm_by: None,
             duplicate_has_assets: None,
             previous_contact: None,
+            duplicate_other_contact: None,
             completed_at: None,
             closed_account_id: None,
         }

@@ -96,21 +96,11 @@ pub async fn close(
 /// Notices to the main account's previous contact, the moved contact, and
 /// the closed duplicate's other contact, if it had one.
 async fn notify(app: &App, m: &Migration) {
-    let duplicate_other = match &m.closed_account_id {
-        Some(id) => match app.store.account(id).await {
-            Ok(account) => account.and_then(|a| a.contact(m.channel.other()).cloned()),
-            Err(e) => {
-                tracing::warn!(migration_id = %m.migration_id, error = %e, "duplicate not read for notices");
-                None
-            }
-        },
-        None => None,
-    };
     let to: Vec<&Contact> = m
         .previous_contact
         .iter()
         .chain([&m.new_contact])
-        .chain(duplicate_other.iter())
+        .chain(m.duplicate_other_contact.iter())
         .collect();
     let notice = Notice::ContactMigrated {
         new_contact: m.new_contact.clone(),

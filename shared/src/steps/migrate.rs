@@ -57,14 +57,19 @@ pub async fn migrate(
     }
 
     let has_assets = facts.eligibility.duplicate.has_assets;
-    let previous = facts.main.contact(migration.channel);
-    let event = AuditEvent::new(Step::Migrate, "ok", &migration, caller, now);
-    if app
-        .store
-        .await_confirmation(&migration, previous, has_assets, now, &event)
-        .await?
-    {
-        return Ok(answer(&migration, has_assets));
+    let prepared = Migration {
+        duplicate_has_assets: Some(has_assets),
+        previous_contact: facts.main.contact(migration.channel).cloned(),
+        duplicate_other_contact: facts
+            .eligibility
+            .duplicate
+            .contact(migration.channel.other())
+            .cloned(),
+        ..migration.clone()
+    };
+    let event = AuditEvent::new(Step::Migrate, "ok", &prepared, caller, now);
+    if app.store.await_confirmation(&prepared, now, &event).await? {
+        return Ok(answer(&prepared, has_assets));
     }
     // A concurrent migrate got there first: answer as it did.
     let stored = app

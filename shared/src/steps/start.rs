@@ -140,6 +140,7 @@ pub async fn start(
         confirm_by: None,
         duplicate_has_assets: None,
         previous_contact: None,
+        duplicate_other_contact: None,
         completed_at: None,
         closed_account_id: None,
     };

@@ -246,6 +246,10 @@ pub fn migration_to_item(m: &Migration) -> Item {
             "previous_contact",
             m.previous_contact.as_ref().map(|c| s(c.value())),
         ),
+        (
+            "duplicate_other_contact",
+            m.duplicate_other_contact.as_ref().map(|c| s(c.value())),
+        ),
         ("completed_at", m.completed_at.map(n)),
         ("closed_account_id", m.closed_account_id.as_ref().map(s)),
     ];
@@ -282,6 +286,7 @@ pub fn migration_from_item(item: &Item) -> Result<Migration, Error> {
             .and_then(|v| v.as_bool().ok())
             .copied(),
         previous_contact: optional_contact(item, channel, "previous_contact"),
+        duplicate_other_contact: optional_contact(item, channel.other(), "duplicate_other_contact"),
         completed_at: get_n(item, "completed_at"),
         closed_account_id: get_s(item, "closed_account_id").map(str::to_owned),
     })
@@ -333,6 +338,7 @@ mod tests {
             confirm_by: Some(1000),
             duplicate_has_assets: Some(false),
             previous_contact: None,
+            duplicate_other_contact: Some(Contact::from_canonical(Channel::Phone, "+447400000001")),
             completed_at: None,
             closed_account_id: None,
         };

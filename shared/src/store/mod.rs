@@ -678,31 +678,47 @@ impl Store {
     /// be conditional on. Returns whether it applied.
     pub async fn await_confirmation(
         &self,
-        migration: &Migration,
-        previous_contact: Option<&Contact>,
-        duplicate_has_assets: bool,
+        prepared: &Migration,
         now: Timestamp,
         event: &AuditEvent,
     ) -> Result<bool, Error> {
-        let mut update = "SET #state = :awaiting, duplicate_has_assets = :assets".to_owned();
+        let mut set = vec!["#state = :awaiting", "duplicate_has_assets = :assets"];
+        let mut remove = Vec::new();
         let mut attribute_values = values([
             (":awaiting", s("awaiting_confirmation")),
             (":verified", s("verified")),
-            (":assets", b(duplicate_has_assets)),
-            (":owner", s(&migration.account_id)),
+            (":assets", b(prepared.duplicate_has_assets.unwrap_or(false))),
+            (":owner", s(&prepared.account_id)),
             (":now", n(now)),
         ])
         .unwrap_or_default();
-        match previous_contact {
-            Some(previous) => {
-                update.push_str(", previous_contact = :previous");
-                attribute_values.insert(":previous".into(), s(previous.value()));
+        for (field, placeholder, contact) in [
+            ("previous_contact", ":previous", &prepared.previous_contact),
+            (
+                "duplicate_other_contact",
+                ":other",
+                &prepared.duplicate_other_contact,
+            ),
+        ] {
+            match contact {
+                Some(c) => {
+                    set.push(if field == "previous_contact" {
+                        "previous_contact = :previous"
+                    } else {
+                        "duplicate_other_contact = :other"
+                    });
+                    attribute_values.insert(placeholder.into(), s(c.value()));
+                }
+                None => remove.push(field),
             }
-            None => update.push_str(" REMOVE previous_contact"),
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(item::migration_key(&migration.migration_id)))
+            .set_key(Some(item::migration_key(&prepared.migration_id)))
             .update_expression(update)
             .condition_expression(
                 "#state = :verified AND account_id = :owner AND confirm_by > :now",
@@ -758,23 +774,41 @@ impl Store {
         // Closed for good: no sign-in (token version bumped), no referrals,
         // no contact. Conditional on it still being an active, unverified
         // account that owns the contact (rules 1 and 5).
+        // Both of its contacts are released: a closed account owns none. The
+        // other channel's contact must still be the one `migrate` saw.
+        let other_field = contact.channel().other().as_str();
+        let mut duplicate_condition =
+            "#status = :active AND kyc_verified = :false AND #contact = :contact".to_owned();
+        let mut duplicate_values = values([
+            (":closed", s(AccountStatus::Closed.as_str())),
+            (":active", s(AccountStatus::Active.as_str())),
+            (":now", n(now)),
+            (":one", n(1)),
+            (":false", b(false)),
+            (":contact", s(contact.value())),
+        ])
+        .unwrap_or_default();
+        match &migration.duplicate_other_contact {
+            Some(other) => {
+                duplicate_condition.push_str(" AND #other = :other");
+                duplicate_values.insert(":other".into(), s(other.value()));
+            }
+            None => duplicate_condition.push_str(" AND attribute_not_exists(#other)"),
+        }
         let duplicate_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::account_key(duplicate)))
             .update_expression(
                 "SET #status = :closed, closed_at = :now, tokens_revoked_at = :now, \
-                 token_version = token_version + :one, referral_code_active = :false REMOVE #contact",
+                 token_version = token_version + :one, referral_code_active = :false REMOVE #contact, #other",
             )
-            .condition_expression("#status = :active AND kyc_verified = :false AND #contact = :contact")
-            .set_expression_attribute_names(names([("#status", "status"), ("#contact", field)]))
-            .set_expression_attribute_values(values([
-                (":closed", s(AccountStatus::Closed.as_str())),
-                (":active", s(AccountStatus::Active.as_str())),
-                (":now", n(now)),
-                (":one", n(1)),
-                (":false", b(false)),
-                (":contact", s(contact.value())),
+            .condition_expression(duplicate_condition)
+            .set_expression_attribute_names(names([
+                ("#status", "status"),
+                ("#contact", field),
+                ("#other", other_field),
             ]))
+            .set_expression_attribute_values(Some(duplicate_values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_error)?;
@@ -850,6 +884,9 @@ impl Store {
         if let Some(previous) = &migration.previous_contact {
             items.push(self.release_contact(previous, main)?);
         }
+        if let Some(other) = &migration.duplicate_other_contact {
+            items.push(self.release_contact(other, duplicate)?);
+        }
 
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -920,7 +957,8 @@ fn verification_outcome(result: Result<(), Vec<Refusal>>) -> Verification {
 }
 
 /// Closure transaction layout: 0 migration, 1 duplicate, 2 main, 3 contact
-/// ownership, 4 contact marker, 5 received marker, 6-7 audit, 8 release.
+/// ownership, 4 contact marker, 5 received marker, 6-7 audit, then the
+/// releases of the main account's previous and the duplicate's other contact.
 fn closure_refusal(refusals: &[Refusal]) -> Error {
     let failed = |i: usize| refusals.get(i).is_some_and(Refusal::condition_failed);
     if failed(4) {
