@@ -16,6 +16,9 @@ use contact_migration::App;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+pub mod faults;
+pub mod invariants;
+
 pub const ALL_ENDPOINTS: &[Endpoint] = &[
     Endpoint::Start,
     Endpoint::Resend,
@@ -176,12 +179,22 @@ impl Stack {
     }
 
     pub async fn with_policy(policy: Policy) -> Stack {
+        Stack::build(policy, None).await
+    }
+
+    /// A stack whose DynamoDB client passes through `faults`.
+    pub async fn with_faults(policy: Policy, faults: &faults::FaultInjector) -> Stack {
+        Stack::build(policy, Some(faults.clone())).await
+    }
+
+    async fn build(policy: Policy, faults: Option<faults::FaultInjector>) -> Stack {
         let aws = local_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&aws)
-                .endpoint_url(dynamodb_endpoint())
-                .build(),
-        );
+        let mut config =
+            aws_sdk_dynamodb::config::Builder::from(&aws).endpoint_url(dynamodb_endpoint());
+        if let Some(faults) = faults {
+            config = config.interceptor(faults);
+        }
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
         let table = format!("test-{}", uuid::Uuid::new_v4().simple());
         let store = Store::new(dynamodb, table);
         store
@@ -259,6 +272,11 @@ impl Stack {
             phone: true,
         })
         .await
+    }
+
+    /// Every invariant violation in the table (empty when sound).
+    pub async fn violations(&self) -> Vec<String> {
+        invariants::violations(&invariants::scan(self).await, &self.app.policy)
     }
 
     pub async fn stored_account(&self, id: &str) -> Account {

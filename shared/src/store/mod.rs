@@ -97,6 +97,12 @@ impl Store {
         &self.table
     }
 
+    /// The DynamoDB client, for operators' tools and tests that read the
+    /// table as a whole.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Creates the table if it does not exist; returns whether it did.
     pub async fn create_table(&self) -> Result<bool, Error> {
         table::create_table(&self.client, &self.table).await
