@@ -281,9 +281,12 @@ async fn a_lost_response_after_any_commit_never_applies_it_twice() {
         );
         let answer = flow.run(step).await;
         flow.faults.clear();
+        // Each write's retry carries the first attempt's idempotency token (a
+        // transaction) or finds its condition already met, so the step
+        // answers its committed result.
         assert!(
-            answer.status < 300 || answer.status == 409 || answer.status == 500,
-            "{step:?}: {answer:?}"
+            answer.status < 300,
+            "{step:?} with its response lost: {answer:?}"
         );
         let violations = flow.stack.violations().await;
         assert!(violations.is_empty(), "{step:?}: {violations:?}");
@@ -354,10 +357,9 @@ async fn a_fresh_contact_flow_survives_a_lost_plain_change_response() {
         )
         .await;
     assert_eq!(faults.injected(), 1);
-    assert!(
-        verified.status == 200 || verified.status == 409,
-        "{verified:?}"
-    );
+    // The SDK retries the transaction with the same idempotency token, and
+    // DynamoDB answers the retry with the first attempt's success.
+    assert_eq!(verified.status, 200, "{verified:?}");
     assert_eq!(
         stack.stored_account(&main.id).await.email.unwrap().value(),
         fresh,
