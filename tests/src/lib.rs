@@ -92,6 +92,19 @@ pub fn ses_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_ses
     )
 }
 
+/// Runs the requests concurrently and collects their answers in order.
+pub async fn all<F>(requests: Vec<F>) -> Vec<Answer>
+where
+    F: std::future::Future<Output = Answer> + Send + 'static,
+{
+    let handles: Vec<_> = requests.into_iter().map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.expect("request task finished"));
+    }
+    answers
+}
+
 pub fn unix_now() -> Timestamp {
     contact_migration::lambda::now()
 }

@@ -3,21 +3,9 @@
 //! of concurrent requests gets past one.
 
 use contact_migration::domain::Policy;
-use end_to_end::{unique_email, unix_now, Answer, Stack};
+use end_to_end::{all, unique_email, unix_now, Answer, Stack};
 use serde_json::json;
 use std::sync::Arc;
-
-async fn all<F>(tasks: Vec<F>) -> Vec<Answer>
-where
-    F: std::future::Future<Output = Answer> + Send + 'static,
-{
-    let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
-    let mut answers = Vec::new();
-    for handle in handles {
-        answers.push(handle.await.expect("task finished"));
-    }
-    answers
-}
 
 fn count(answers: &[Answer], status: u16) -> usize {
     answers.iter().filter(|a| a.status == status).count()

@@ -3,7 +3,7 @@
 //! one transaction, not because requests happen to arrive in order.
 
 use contact_migration::domain::{AccountStatus, Channel, Contact};
-use end_to_end::{unique_email, unix_now, AccountSpec, Answer, Stack};
+use end_to_end::{all, unique_email, unix_now, AccountSpec, Stack};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -13,18 +13,6 @@ const DUP: AccountSpec = AccountSpec {
     no_totp: true,
     phone: false,
 };
-
-async fn all<F>(tasks: Vec<F>) -> Vec<Answer>
-where
-    F: std::future::Future<Output = Answer> + Send + 'static,
-{
-    let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
-    let mut answers = Vec::new();
-    for handle in handles {
-        answers.push(handle.await.expect("task finished"));
-    }
-    answers
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_closes_commit_once() {

@@ -3,7 +3,7 @@
 //! (default 3; `make soak` raises it); the outcome counts are printed.
 
 use contact_migration::domain::{Channel, Policy};
-use end_to_end::{unique_email, unix_now, Answer, Stack, TestAccount};
+use end_to_end::{all, unique_email, unix_now, Answer, Stack, TestAccount};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,18 +13,6 @@ fn trials() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
-}
-
-async fn all<F>(tasks: Vec<F>) -> Vec<Answer>
-where
-    F: std::future::Future<Output = Answer> + Send + 'static,
-{
-    let handles: Vec<_> = tasks.into_iter().map(tokio::spawn).collect();
-    let mut answers = Vec::new();
-    for handle in handles {
-        answers.push(handle.await.expect("task finished"));
-    }
-    answers
 }
 
 fn tally(outcomes: &mut BTreeMap<String, usize>, answers: &[Answer]) {
