@@ -80,7 +80,14 @@ cargo run -q --bin admin -- create-table
 seed_account() {
   local description=$1 email=$2 out
   shift 2
-  out="$(cargo run -q --bin admin -- create-account --email "$email" "$@")"
+  # Emulators reused from an earlier run still hold the demo accounts: say so and go on.
+  if ! out="$(cargo run -q --bin admin -- create-account --email "$email" "$@" 2>&1)"; then
+    printf '  %-22s %s
+      already seeded in this table (ids and secrets were printed when it was)
+' \
+      "$email" "$description"
+    return 0
+  fi
   python3 - "$description" "$email" "$out" <<'PY' || printf '  %-22s %s\n      %s\n' "$email" "$description" "$out"
 import json, sys
 description, email, out = sys.argv[1:4]

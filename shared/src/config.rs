@@ -2,6 +2,7 @@
 
 use std::env;
 
+use crate::domain::quota::Quota;
 use crate::domain::{CodeKey, Policy};
 use crate::http::AuthMode;
 
@@ -93,7 +94,27 @@ impl Config {
                 resend_cooldown: number("RESEND_COOLDOWN_SECONDS", defaults.resend_cooldown)?,
                 max_sends: number("MAX_SENDS_PER_MIGRATION", defaults.max_sends)?,
                 confirm_window: number("CONFIRM_WINDOW_SECONDS", defaults.confirm_window)?,
-                ..defaults
+                starts_per_account: Quota {
+                    limit: number(
+                        "STARTS_PER_ACCOUNT_PER_DAY",
+                        defaults.starts_per_account.limit,
+                    )?,
+                    ..defaults.starts_per_account
+                },
+                sends_per_contact: Quota {
+                    limit: number(
+                        "SENDS_PER_CONTACT_PER_DAY",
+                        defaults.sends_per_contact.limit,
+                    )?,
+                    ..defaults.sends_per_contact
+                },
+                failures_per_account: Quota {
+                    limit: number(
+                        "FAILURES_PER_ACCOUNT_PER_DAY",
+                        defaults.failures_per_account.limit,
+                    )?,
+                    ..defaults.failures_per_account
+                },
             },
         })
     }
