@@ -90,11 +90,17 @@ seed_account() {
   fi
   python3 - "$description" "$email" "$out" <<'PY' || printf '  %-22s %s\n      %s\n' "$email" "$description" "$out"
 import json, sys
+from urllib.parse import quote
 description, email, out = sys.argv[1:4]
 account = json.loads(out.strip().splitlines()[-1])
 print(f"  {email:<22} {description}")
 print(f"      account_id  {account['account_id']}")
-print(f"      totp_secret {account['totp_secret']}")
+secret = account.get("totp_secret")
+print(f"      totp_secret {secret}")
+if secret:
+    # Authenticator apps import this URI (or a QR code of it, e.g. `qrencode -t ansiutf8 URI`).
+    label = quote(f"ContactMigration:{email}", safe=":@")
+    print(f"      otpauth     otpauth://totp/{label}?secret={secret}&issuer=ContactMigration")
 PY
 }
 
@@ -127,6 +133,15 @@ PY
 echo
 echo "SES inbox: http://127.0.0.1:$SES_PORT/   (JSON: GET http://127.0.0.1:$SES_PORT/store)"
 echo "SMS sent:  GET http://127.0.0.1:$SNS_PORT/moto-api/data.json   (JSON, under .sns.SMS)"
+echo
+cat <<WALKTHROUGH
+Try it, in another terminal at the repository root, once the API answers:
+  make demo      # a complete migration with fresh accounts, every request and answer printed
+or by hand (the whole walkthrough, with code and TOTP lookup, is in README.md):
+  eval "\$(make -s env)"; API=http://127.0.0.1:$API_PORT
+  MAIN=\$(cargo run -q --bin admin -- create-account --email me.\$RANDOM@example.com | jq -r .account_id)
+  curl -s --json '{"channel": "email", "new_contact": "alice.old@example.com"}' -H "X-Dev-Account-Id: \$MAIN" \$API/migrations
+WALKTHROUGH
 echo "Ctrl-C stops everything."
 echo
 

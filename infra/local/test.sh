@@ -50,4 +50,9 @@ local_env_print | sed 's/^/  /' >&2
 log "cargo test --workspace $*"
 rc=0
 cargo test --workspace "$@" || rc=$?
+# The contract test: schemathesis, docs/openapi.yaml against the real binaries on :9000.
+if ((rc == 0)); then
+  log "contract test (make contract-test)"
+  "$LOCAL_ROOT/infra/contract/check.sh" || rc=$?
+fi
 exit "$rc"
