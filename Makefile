@@ -6,9 +6,11 @@ SHELL := bash
 
 # Extra arguments for `make test`, e.g. make test TEST_ARGS='-p end-to-end -- --nocapture'
 TEST_ARGS ?=
+# Extra arguments for the benchmark driver, e.g. make bench BENCH_ARGS='--rounds 30'
+BENCH_ARGS ?=
 
 .PHONY: help setup dev test emulators-start emulators-stop emulators-status env fmt lint \
-	template-check package clean-local
+	template-check package bench soak clean-local demo contract-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -21,6 +23,12 @@ dev: ## run the API on :9000 against DynamoDB Local (:8000) and the SES emulator
 
 test: ## cargo test --workspace against freshly started emulators
 	infra/local/test.sh $(TEST_ARGS)
+
+demo: ## with `make dev` running: one complete scripted migration, every request and answer
+	infra/local/demo.sh
+
+contract-test: ## schemathesis against docs/openapi.yaml on :9000 (starts the API if not running)
+	infra/contract/check.sh
 
 emulators-start: setup ## start DynamoDB Local and the SES emulator in the background
 	infra/local/emulators.sh start
@@ -52,9 +60,17 @@ package: setup ## release zips for Lambda (arm64): target/lambda/<function>/boot
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
 		$(addprefix -p ,$(LAMBDA_FUNCTIONS))
 	@python3 -c 'import os, sys, zipfile; \
-		[print(f"  {z}  {os.path.getsize(z):>9} bytes zipped, " \
+		[print(f"  {z:<40} {os.path.getsize(z):>9} bytes zipped, " \
 		       f"{sum(i.file_size for i in zipfile.ZipFile(z).infolist()):>9} bytes unzipped") \
 		 for z in (f"target/lambda/{f}/bootstrap.zip" for f in sys.argv[1:])]' $(LAMBDA_FUNCTIONS)
+
+# Runs in well under 15 minutes from a fresh clone on a 2-core machine, builds included.
+bench: package ## cold start, DynamoDB requests, package size, latency, memory; updates BENCHMARKS.md
+	infra/local/bench.sh $(BENCH_ARGS)
+
+# Budgets: SOAK_SEQUENCES, SOAK_TRIALS, FUZZ_SECONDS (per fuzz target), FUZZ_TARGETS, FUZZ_SANITIZER.
+soak: setup ## long runs: model/stress tests with big budgets, then each fuzz target; a summary
+	infra/local/soak.sh
 
 clean-local: emulators-stop ## stop the emulators and delete local installs, pids and logs
 	rm -rf .local infra/local/node_modules .venv

@@ -1,8 +1,25 @@
 //! What every function's `main` does: structured logs, configuration and
 //! clients once at init, then one handler for the endpoints it serves.
+//!
+//! Init is kept close to a bare `lambda_http` binary's (`make bench` measures
+//! both): the SDK configuration takes the region and credentials straight
+//! from the environment Lambda provides instead of walking the default
+//! provider chains, and every SDK client shares one HTTPS client whose TLS
+//! set-up (loading and parsing the root certificates) happens once, on the
+//! first request, instead of once per client at construction and again on
+//! the first request of each.
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_http::{service_fn, Body, Request, Response};
 use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
@@ -75,32 +92,108 @@ pub async fn resolve_code_key(
     }
 }
 
-/// The service from configuration and the standard AWS environment
-/// (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`,
-/// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_SSM` point it at local
-/// emulators).
-pub async fn app_from_env(config: &Config) -> Result<App, lambda_http::Error> {
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(App {
-        store: Store::new(aws_sdk_dynamodb::Client::new(&aws), &config.table_name),
+/// The SDK's HTTPS client (rustls, native root certificates), deferring all
+/// of its set-up to the first request. The SDK's own client builds a TLS
+/// connector when each SDK client is constructed, only to check that it can,
+/// and builds it again for the first request; one per service client, all at
+/// init. Sharing this one, the connector is built once per process and its
+/// connection pool is shared as well.
+#[derive(Debug, Clone)]
+struct DeferredHttpClient(SharedHttpClient);
+
+impl HttpClient for DeferredHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        // Cached by the inner client per settings (timeouts), so every SDK
+        // client with the same settings gets the same connector.
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
+}
+
+fn http_client() -> SharedHttpClient {
+    SharedHttpClient::new(DeferredHttpClient(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build_https(),
+    ))
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The SDK configuration of the functions. In Lambda the region and the
+/// execution role's credentials are environment variables, so they are
+/// taken from there directly; without them (a developer's machine) the
+/// default provider chains find them as usual. Everything else is the SDK's
+/// default loading, which keeps the `AWS_ENDPOINT_URL_<SERVICE>` variables
+/// the local stack relies on working.
+pub async fn sdk_config() -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+    if let Some(region) = env_value("AWS_REGION") {
+        loader = loader.region(Region::new(region));
+    }
+    if env_value("AWS_ACCESS_KEY_ID").is_some() && env_value("AWS_SECRET_ACCESS_KEY").is_some() {
+        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
+}
+
+/// The service's clients, from the SDK configuration (the
+/// `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2` and
+/// `AWS_ENDPOINT_URL_SNS` variables point them at local emulators).
+pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
+    App {
+        store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
         courier: Courier::new(
-            aws_sdk_sesv2::Client::new(&aws),
+            aws_sdk_sesv2::Client::new(aws),
             &config.sender_email,
-            aws_sdk_sns::Client::new(&aws),
+            aws_sdk_sns::Client::new(aws),
             config.sms_sender_id.clone(),
         ),
-        codes: resolve_code_key(&aws, &config.code_key).await?,
+        codes,
         policy: config.policy.clone(),
-    })
+    }
+}
+
+/// The service from configuration and the standard AWS environment,
+/// including the code key (read from SSM when configured so).
+pub async fn app_from_env(config: &Config) -> Result<App, lambda_http::Error> {
+    let aws = sdk_config().await;
+    let codes = resolve_code_key(&aws, &config.code_key).await?;
+    Ok(app(&aws, config, codes))
 }
 
 /// Runs a Lambda function that serves `endpoints`.
+///
+/// Init reads the configuration and the code key, so a bad one fails init.
+/// The SDK clients are built on another thread meanwhile: each costs a
+/// tenth of a millisecond or more of CPU (every service crate parses its
+/// endpoint rules when its first client is made), nothing needs them before
+/// the first request, and the runtime can ask for that request in the
+/// meantime.
 pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
-    let app = app_from_env(&config).await?;
+    let aws = sdk_config().await;
+    let codes = resolve_code_key(&aws, &config.code_key).await?;
+    let building = std::thread::spawn({
+        let config = config.clone();
+        move || app(&aws, &config, codes)
+    });
+    // Joined by the first request, on the runtime's thread: a one-off wait of
+    // at most what building takes, with no other request to hold up.
+    let app = LazyLock::new(move || building.join().expect("the service's clients are built"));
     let (app, auth) = (&app, config.auth);
     lambda_http::run(service_fn(move |request: Request| async move {
+        let app: &App = app;
         Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)
     }))
     .await

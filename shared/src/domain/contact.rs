@@ -63,6 +63,8 @@ impl fmt::Debug for Contact {
 pub const MAX_EMAIL_LENGTH: usize = 254;
 const MAX_LOCAL_PART_LENGTH: usize = 64;
 const MAX_LABEL_LENGTH: usize = 63;
+/// E.164: country code and number together.
+const MAX_PHONE_DIGITS: usize = 15;
 
 impl Contact {
     pub fn parse(channel: Channel, raw: &str) -> Result<Contact, Error> {
@@ -188,7 +190,13 @@ fn canonical_phone(raw: &str) -> Result<String, Error> {
             "no such number exists in that country's numbering plan",
         ));
     }
-    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    // libphonenumber's metadata accepts some national numbers (German ones
+    // among them) that make more digits than E.164 allows in all.
+    if e164.len() > 1 + MAX_PHONE_DIGITS {
+        return Err(invalid("it has more than 15 digits"));
+    }
+    Ok(e164)
 }
 
 /// RFC 5322 `atext`: the characters of an unquoted local part, dots aside.
@@ -360,6 +368,17 @@ mod tests {
             "+1 202 555 01x3",
             "+44 7700 900123",
         ] {
+            assert!(
+                matches!(phone(raw), Err(Error::InvalidContact(_))),
+                "{raw:?} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn phone_longer_than_e164_is_refused() {
+        // Found by fuzz/contact_phone: valid by libphonenumber, 17 digits.
+        for raw in ["++4 9600750225101203", "+49600750225101203"] {
             assert!(
                 matches!(phone(raw), Err(Error::InvalidContact(_))),
                 "{raw:?} should be refused"

@@ -2,10 +2,12 @@
 //! table from errors to status codes.
 
 mod error;
+mod event;
 mod identity;
 mod route;
 
 pub use error::error_response;
+pub use event::{request_from_event, request_from_str, sanitize};
 pub use identity::{caller, AuthMode};
 pub use route::{route, Endpoint, Route};
 
@@ -66,6 +68,13 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Error> {
     } else {
         bytes
     };
+    // serde reads a JSON array as a struct's fields in order; the contract's
+    // bodies are objects.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::InvalidRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))
 }

@@ -1,0 +1,245 @@
+//! Cold starts: each release binary started as Lambda starts it, against
+//! the Runtime API stub, from exec to its first `GET .../invocation/next`
+//! (init), then one real invocation against the local stack (first
+//! invocation), then a few more, then stopped while idle. The hello-world
+//! binary runs in the same rounds, so the ratio compares like with like on a
+//! noisy machine.
+
+use contact_migration::domain::Timestamp;
+use end_to_end::{unix_now, Stack, TEST_SECRET};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::flow::{self, Inbox, Req, Stage};
+use crate::runtime_api::RuntimeApi;
+
+/// What a function binary is asked to do on its first invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// `GET /hello` for the hello-world binary.
+    Hello,
+    /// `POST /migrations` (send-codes).
+    Start,
+    /// `POST /migrations/{id}/verify` with the right codes (verify).
+    Verify,
+    /// `POST /migrations/{id}/migrate` (migrate).
+    Migrate,
+    /// `POST /migrations/{id}/close` (close).
+    Close,
+}
+
+/// One binary under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub path: PathBuf,
+    pub job: Job,
+    /// Read the code key from SSM (`CODE_HMAC_SECRET_PARAMETER`) at init,
+    /// as in production, instead of from `CODE_HMAC_SECRET`.
+    pub key_from_ssm: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    pub init: Vec<Duration>,
+    pub first_invocation: Vec<Duration>,
+    /// Peak resident set (VmHWM) after the invocations, in KiB.
+    pub peak_rss_kib: Vec<u64>,
+}
+
+/// Invocations after the first, for the memory figure.
+const LATER_INVOCATIONS: usize = 4;
+
+/// The environment Lambda gives a function (execution role credentials as
+/// environment variables, region, runtime variables) plus the function's
+/// own configuration and the local endpoints. Nothing else leaks in from the
+/// caller's environment.
+pub fn lambda_env(name: &str, table: &str, ssm_parameter: Option<&str>) -> Vec<(String, String)> {
+    let inherit = |n: &str| std::env::var(n).ok().map(|v| (n.to_owned(), v));
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", name),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bench"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_rapid"),
+        ("LAMBDA_TASK_ROOT", "/var/task"),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+        ("_HANDLER", "bootstrap"),
+        ("TZ", ":UTC"),
+        ("LANG", "en_US.UTF-8"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_SESSION_TOKEN", "local"),
+        ("TABLE_NAME", table),
+        ("SENDER_EMAIL", end_to_end::SENDER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    match ssm_parameter {
+        Some(parameter) => env.push(("CODE_HMAC_SECRET_PARAMETER".into(), parameter.into())),
+        None => env.push((
+            "CODE_HMAC_SECRET".into(),
+            String::from_utf8_lossy(TEST_SECRET).into_owned(),
+        )),
+    }
+    env.extend(
+        [
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_SESV2",
+            "AWS_ENDPOINT_URL_SNS",
+            "AWS_ENDPOINT_URL_SSM",
+        ]
+        .into_iter()
+        .filter_map(inherit),
+    );
+    env
+}
+
+/// The events of one cold start of `target`: the first is the measured one.
+async fn events(stack: &Stack, inbox: &Inbox, job: Job) -> Vec<String> {
+    let now: Timestamp = unix_now();
+    let (req, caller) = match job {
+        Job::Hello => (
+            Req {
+                method: "GET",
+                path: "/hello".into(),
+                body: None,
+            },
+            "nobody".to_owned(),
+        ),
+        Job::Start => {
+            let pair = flow::pair(stack).await;
+            (Req::start(&pair.duplicate.email), pair.main.id)
+        }
+        Job::Verify => {
+            let p = flow::prepare(stack, inbox, Stage::CodesSent, now).await;
+            (p.verify(now), p.pair.main.id)
+        }
+        Job::Migrate => {
+            let p = flow::prepare(stack, inbox, Stage::Verified, now).await;
+            (Req::migrate(&p.id), p.pair.main.id)
+        }
+        Job::Close => {
+            let p = flow::prepare(stack, inbox, Stage::AwaitingConfirmation, now).await;
+            (Req::close(&p.id), p.pair.main.id)
+        }
+    };
+    vec![req.event(&caller); 1 + LATER_INVOCATIONS]
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// One cold start of `target`.
+pub async fn cold_start(
+    stack: &Stack,
+    inbox: &Inbox,
+    target: &Target,
+    ssm_parameter: &str,
+    log_dir: &Path,
+) -> Result<(Duration, Duration, u64), String> {
+    let events = events(stack, inbox, target.job).await;
+    let api = RuntimeApi::start(events)
+        .await
+        .map_err(|e| format!("runtime API stub: {e}"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{}.log", target.name.replace(' ', "-"))))
+        .map_err(|e| format!("log file: {e}"))?;
+    let mut command = Command::new(&target.path);
+    command
+        .env_clear()
+        .envs(lambda_env(
+            &target.name,
+            stack.app.store.table(),
+            target.key_from_ssm.then_some(ssm_parameter),
+        ))
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log);
+
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("{}: {e}", target.path.display()))?;
+    let idle = tokio::time::timeout(Duration::from_secs(30), api.idle()).await;
+    let rss = peak_rss_kib(child.id()).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    if let Some(error) = api.init_error() {
+        return Err(format!("{}: init error {error}", target.name));
+    }
+    if idle.is_err() {
+        return Err(format!(
+            "{}: no idle GET within 30 s (see {})",
+            target.name,
+            log_dir.display()
+        ));
+    }
+    let init = api
+        .first_next()
+        .ok_or_else(|| format!("{}: never asked for an event", target.name))?
+        - started;
+    let invocations = api.invocations();
+    let first = invocations
+        .first()
+        .ok_or_else(|| format!("{}: no invocation", target.name))?;
+    match (first.error, first.status()) {
+        (false, Some(status)) if (200..300).contains(&status) => {}
+        _ => {
+            return Err(format!(
+                "{}: first invocation failed: {}",
+                target.name,
+                first.response.as_deref().unwrap_or("no response")
+            ))
+        }
+    }
+    let latency = first
+        .latency()
+        .ok_or_else(|| format!("{}: first invocation unanswered", target.name))?;
+    Ok((init, latency, rss))
+}
+
+/// `rounds` cold starts of every target, the targets taking turns (rotated
+/// each round) so drift in machine load spreads evenly over all of them.
+pub async fn run(
+    stack: &Stack,
+    targets: &[Target],
+    rounds: usize,
+    ssm_parameter: &str,
+    log_dir: &Path,
+) -> Result<Vec<Samples>, String> {
+    let inbox = Inbox::emulator();
+    let mut samples = vec![Samples::default(); targets.len()];
+    for round in 0..rounds {
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            let (init, first, rss) =
+                cold_start(stack, &inbox, &targets[i], ssm_parameter, log_dir).await?;
+            samples[i].init.push(init);
+            samples[i].first_invocation.push(first);
+            samples[i].peak_rss_kib.push(rss);
+        }
+        eprint!(".");
+    }
+    eprintln!();
+    Ok(samples)
+}

@@ -1,0 +1,244 @@
+//! DynamoDB requests per step, counted exactly: the store's client carries an
+//! interceptor that counts every request it transmits (retries included),
+//! keyed by operation, and a complete migration is driven through the
+//! handler.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use contact_migration::store::Store;
+use contact_migration::App;
+use end_to_end::{dynamodb_endpoint, local_config, unique_email, unix_now, Stack};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::flow::{self, expect, Inbox, Req};
+
+/// Requests per DynamoDB operation since the last [`RequestCounter::take`].
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl RequestCounter {
+    pub fn take(&self) -> Counts {
+        Counts(std::mem::take(&mut *self.0.lock().unwrap()))
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        *self.0.lock().unwrap().entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts(pub BTreeMap<String, u32>);
+
+impl Counts {
+    pub fn total(&self) -> u32 {
+        self.0.values().sum()
+    }
+
+    /// `GetItem 2, PutItem 1, ...`, reads first.
+    pub fn breakdown(&self) -> String {
+        let order = |op: &str| match op {
+            "GetItem" => 0,
+            "BatchGetItem" => 1,
+            "Query" => 2,
+            "PutItem" => 3,
+            "UpdateItem" => 4,
+            "TransactWriteItems" => 5,
+            _ => 6,
+        };
+        let mut ops: Vec<_> = self.0.iter().collect();
+        ops.sort_by_key(|(op, _)| (order(op), op.to_string()));
+        ops.iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        for (op, n) in &other.0 {
+            *self.0.entry(op.clone()).or_default() += n;
+        }
+    }
+}
+
+/// A row of the requests table.
+pub struct Row {
+    pub label: &'static str,
+    pub counts: Counts,
+    /// The fewest requests the data model allows for this step, and why.
+    pub floor: (u32, &'static str),
+}
+
+/// The stack with its store's client counting requests.
+pub async fn counting_stack(stack: &Stack) -> (Stack, RequestCounter) {
+    let counter = RequestCounter::default();
+    let aws = local_config().await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(dynamodb_endpoint())
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let app = App {
+        store: Store::new(client, stack.app.store.table()),
+        ..stack.app.clone()
+    };
+    (
+        Stack {
+            app,
+            http: stack.http.clone(),
+        },
+        counter,
+    )
+}
+
+/// Drives every step once (and the two other verify outcomes) and returns
+/// the requests each made.
+pub async fn measure(stack: &Stack) -> Vec<Row> {
+    let (stack, counter) = counting_stack(stack).await;
+    let app = &stack.app;
+    let inbox = Inbox::emulator();
+    let now = unix_now();
+    // Resend waits out the cooldown; the later steps follow it.
+    let later = now + app.policy.resend_cooldown + 1;
+
+    let pair = flow::pair(&stack).await;
+    let main = &pair.main.id.clone();
+    counter.take();
+    let started = expect(app, main, &Req::start(&pair.duplicate.email), now, 201).await;
+    let start = counter.take();
+    let id = started.body["migration_id"].as_str().unwrap().to_owned();
+    inbox
+        .codes(&pair.duplicate.email, &pair.main, now - 2)
+        .await;
+    counter.take();
+    expect(app, main, &Req::resend(&id), later, 200).await;
+    let resend = counter.take();
+    let codes = inbox
+        .codes(&pair.duplicate.email, &pair.main, unix_now() - 2)
+        .await;
+    let prepared = flow::Prepared { pair, id, codes };
+    counter.take();
+    expect(app, main, &prepared.verify(later), later, 200).await;
+    let verify = counter.take();
+    expect(app, main, &Req::migrate(&prepared.id), later, 200).await;
+    let migrate = counter.take();
+    expect(app, main, &Req::close(&prepared.id), later, 200).await;
+    let close = counter.take();
+    expect(app, main, &Req::get(&prepared.id), later, 200).await;
+    let get = counter.take();
+
+    // Cancel, and the other outcomes of verify, on migrations of their own.
+    let other = flow::prepare(&stack, &inbox, flow::Stage::CodesSent, now).await;
+    counter.take();
+    expect(app, other.caller(), &Req::cancel(&other.id), now, 200).await;
+    let cancel = counter.take();
+
+    let wrong = flow::prepare(&stack, &inbox, flow::Stage::CodesSent, now).await;
+    let mut bad = wrong.codes.clone();
+    bad.new_contact = if bad.new_contact == "000000" {
+        "111111".into()
+    } else {
+        "000000".into()
+    };
+    counter.take();
+    expect(
+        app,
+        wrong.caller(),
+        &flow::Req::verify(&wrong.id, &bad, &wrong.pair.main.totp_at(now)),
+        now,
+        422,
+    )
+    .await;
+    let verify_wrong = counter.take();
+
+    let free = flow::pair(&stack).await;
+    let free_contact = unique_email("free");
+    let started = expect(app, &free.main.id, &Req::start(&free_contact), now, 201).await;
+    let free_id = started.body["migration_id"].as_str().unwrap().to_owned();
+    let free_codes = inbox.codes(&free_contact, &free.main, now - 2).await;
+    counter.take();
+    expect(
+        app,
+        &free.main.id,
+        &Req::verify(&free_id, &free_codes, &free.main.totp_at(now)),
+        now,
+        200,
+    )
+    .await;
+    let verify_free = counter.take();
+
+    let mut completed = Counts::default();
+    for step in [&start, &verify, &migrate, &close] {
+        completed.add(step);
+    }
+    vec![
+        Row {
+            label: "start",
+            counts: start,
+            floor: (2, "read the main account; one transaction takes the three quota slots and inserts the migration (a failed delivery then gives them back)"),
+        },
+        Row {
+            label: "resend",
+            counts: resend,
+            floor: (2, "read the migration (its recipients); one transaction takes both send slots and replaces the codes"),
+        },
+        Row {
+            label: "verify (bound contact)",
+            counts: verify,
+            floor: (5, "read migration + account; count the attempt with the failure slot; read owner + markers; read the duplicate; commit (slot given back inside it)"),
+        },
+        Row {
+            label: "verify (free contact)",
+            counts: verify_free,
+            floor: (4, "read migration + account; count the attempt with the failure slot; read the owner; commit"),
+        },
+        Row {
+            label: "verify (wrong code)",
+            counts: verify_wrong,
+            floor: (3, "read migration + account; count the attempt with the failure slot; audit record"),
+        },
+        Row {
+            label: "migrate",
+            counts: migrate,
+            floor: (3, "read the migration; read main, duplicate, markers and owner in one batch; conditional update with audit"),
+        },
+        Row {
+            label: "close",
+            counts: close,
+            floor: (2, "read the migration; one transaction (the notices need nothing read if migrate records the duplicate's other contact)"),
+        },
+        Row {
+            label: "get",
+            counts: get,
+            floor: (1, "read the migration"),
+        },
+        Row {
+            label: "cancel",
+            counts: cancel,
+            floor: (1, "one conditional update with audit; read only to explain a refusal"),
+        },
+        Row {
+            label: "completed migration (start, verify, migrate, close)",
+            counts: completed,
+            floor: (12, "sum of the floors above"),
+        },
+    ]
+}

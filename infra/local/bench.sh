@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make bench` (after `make package` has built the arm64 zips): builds the release binaries for
+# this machine, starts the emulators that are not running yet, runs the benchmark driver
+# (bench/src/main.rs) and stops again only the emulators it started, whatever happens. The
+# driver prints the tables and replaces the results block of BENCHMARKS.md. Extra arguments go
+# to the driver:
+#
+#   infra/local/bench.sh --rounds 30 --concurrency 1,8
+set -euo pipefail
+
+# shellcheck source=infra/local/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+INFRA_DIR="$LOCAL_ROOT/infra/local"
+cd "$LOCAL_ROOT"
+
+log() { printf '[bench] %s\n' "$*" >&2 || true; }
+
+started_emulators=""
+# shellcheck disable=SC2317 # only reached through the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  trap '' PIPE
+  set +e
+  if [[ -n $started_emulators ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$INFRA_DIR/setup.sh"
+
+# The four functions, the hello-world floor and the driver, all with the release profile.
+log "cargo build --release (functions, hello, driver)"
+cargo build --release --locked -p send-codes -p verify -p migrate -p close -p bench
+
+started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+
+log "running; the functions run with a Lambda-like environment, not this shell's"
+target/release/bench --update BENCHMARKS.md "$@"

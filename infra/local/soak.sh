@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# `make soak`: the long runs that `make test` keeps short. Starts the emulators (as test.sh
+# does: only those not already running, stopped again on exit), runs the property and stress
+# tests with larger budgets, then each fuzz target for a while, and prints a summary.
+#
+#   SOAK_SEQUENCES  model-test sequences, read by the model tests (default 2000)
+#   SOAK_TRIALS     trials of the race and stress tests (default 200)
+#   FUZZ_SECONDS    time per fuzz target (default 300)
+#   FUZZ_TARGETS    space-separated targets to run (default: every target in fuzz/)
+#   FUZZ_SANITIZER  none (default) or address. `none` builds on a stable compiler as it is;
+#                   `address` needs a nightly one, or RUSTC_BOOTSTRAP=1 on stable (set here)
+#
+# Test files: tests/tests/{model,stress}.rs when they exist, and any other test file that
+# reads SOAK_* budgets; missing ones are skipped. Fuzz corpora grow in fuzz/corpus/ (seeded
+# from fuzz/seeds/), crashes land in fuzz/artifacts/<target>/. Exits non-zero if a test
+# failed or a fuzz target crashed.
+set -euo pipefail
+
+# shellcheck source=infra/local/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+INFRA_DIR="$LOCAL_ROOT/infra/local"
+FUZZ_DIR="$LOCAL_ROOT/fuzz"
+cd "$LOCAL_ROOT"
+
+export SOAK_SEQUENCES="${SOAK_SEQUENCES:-2000}"
+export SOAK_TRIALS="${SOAK_TRIALS:-200}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-300}"
+FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}"
+# The version this was written against; `cargo install` fetches it from crates.io if missing.
+CARGO_FUZZ_VERSION=0.13.2
+
+log() { printf '[soak] %s\n' "$*" >&2 || true; }
+
+started_emulators=""
+summary=()
+failed=0
+# shellcheck disable=SC2317 # only reached through the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  trap '' PIPE
+  set +e
+  if [[ -n $started_emulators ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- property, race and stress tests ------------------------------------------------------
+tests=()
+for name in model stress; do
+  [[ -f tests/tests/$name.rs ]] && tests+=("$name")
+done
+for file in tests/tests/*.rs; do
+  name="$(basename "$file" .rs)"
+  if grep -q 'SOAK_' "$file" && [[ " ${tests[*]} " != *" $name "* ]]; then
+    tests+=("$name")
+  fi
+done
+
+if ((${#tests[@]})); then
+  "$INFRA_DIR/setup.sh"
+  started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+  args=()
+  for name in "${tests[@]}"; do args+=(--test "$name"); done
+  log "SOAK_SEQUENCES=$SOAK_SEQUENCES SOAK_TRIALS=$SOAK_TRIALS cargo test -p end-to-end ${args[*]}"
+  started=$SECONDS
+  if nice -n 10 cargo test -p end-to-end "${args[@]}" -- --nocapture; then
+    summary+=("$(printf '%-22s %-10s %s' "tests" "passed" "${tests[*]} in $((SECONDS - started)) s")")
+  else
+    summary+=("$(printf '%-22s %-10s %s' "tests" "FAILED" "${tests[*]}")")
+    failed=1
+  fi
+  if [[ -n $started_emulators ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$INFRA_DIR/emulators.sh" stop $started_emulators
+    started_emulators=""
+  fi
+else
+  log "no model or stress tests in tests/tests/; skipped"
+  summary+=("$(printf '%-22s %-10s %s' "tests" "skipped" "no model/stress test files")")
+fi
+
+# ---- fuzz targets -------------------------------------------------------------------------
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "cargo install cargo-fuzz --version $CARGO_FUZZ_VERSION --locked"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
+case $FUZZ_SANITIZER in
+none) ;;
+address)
+  # Sanitizers take `-Z` flags; on a stable compiler RUSTC_BOOTSTRAP allows them. Cargo caches
+  # a failed probe of those flags in fuzz/target/.rustc_info.json regardless of this variable,
+  # so a run that tried without it must not leave that behind.
+  if ! rustc --version | grep -q -- -nightly; then
+    export RUSTC_BOOTSTRAP=1
+    rm -f "$FUZZ_DIR/target/.rustc_info.json"
+  fi
+  ;;
+*)
+  log "FUZZ_SANITIZER must be none or address, not '$FUZZ_SANITIZER'"
+  exit 2
+  ;;
+esac
+
+cd "$FUZZ_DIR"
+read -r -a targets <<<"${FUZZ_TARGETS:-$(cargo fuzz list | tr '\n' ' ')}"
+log "building ${targets[*]} (sanitizer: $FUZZ_SANITIZER)"
+nice -n 10 cargo fuzz build -s "$FUZZ_SANITIZER"
+for target in "${targets[@]}"; do
+  mkdir -p "corpus/$target" "artifacts/$target"
+  seeds=()
+  [[ -d seeds/$target ]] && seeds+=("seeds/$target")
+  before="$(find "artifacts/$target" -type f | wc -l)"
+  out="$(mktemp)"
+  log "fuzzing $target for ${FUZZ_SECONDS}s"
+  rc=0
+  nice -n 10 cargo fuzz run -s "$FUZZ_SANITIZER" "$target" "corpus/$target" "${seeds[@]}" -- \
+    -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 >"$out" 2>&1 || rc=$?
+  runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)"
+  crashes=$(($(find "artifacts/$target" -type f | wc -l) - before))
+  if ((rc != 0 || crashes > 0)); then
+    failed=1
+    grep -E 'panicked at|ERROR: libFuzzer|Test unit written to' "$out" | head -n 5 >&2 || true
+    summary+=("$(printf '%-22s %-10s runs %-12s crashes %s (exit %s; artifacts/%s)' \
+      "$target" "CRASHED" "${runs:-?}" "$crashes" "$rc" "$target")")
+  else
+    summary+=("$(printf '%-22s %-10s runs %-12s crashes 0' "$target" "ok" "${runs:-?}")")
+  fi
+  rm -f "$out"
+done
+
+printf '\nsoak summary\n' >&2
+printf '  %s\n' "${summary[@]}" >&2
+exit "$failed"
