@@ -3,8 +3,8 @@
 # does: only those not already running, stopped again on exit), runs the property and stress
 # tests with larger budgets, then each fuzz target for a while, and prints a summary.
 #
-#   SOAK_SEQUENCES  model-test sequences, read by the model tests (default 2000)
-#   SOAK_TRIALS     trials of the race and stress tests (default 200)
+#   SOAK_SEQUENCES  model-test sequences, read by the model tests (default 300)
+#   SOAK_TRIALS     trials of the race and stress tests (default 30)
 #   FUZZ_SECONDS    time per fuzz target (default 300)
 #   FUZZ_TARGETS    space-separated targets to run (default: every target in fuzz/)
 #   FUZZ_SANITIZER  none (default) or address. `none` builds on a stable compiler as it is;
@@ -22,8 +22,8 @@ INFRA_DIR="$LOCAL_ROOT/infra/local"
 FUZZ_DIR="$LOCAL_ROOT/fuzz"
 cd "$LOCAL_ROOT"
 
-export SOAK_SEQUENCES="${SOAK_SEQUENCES:-2000}"
-export SOAK_TRIALS="${SOAK_TRIALS:-200}"
+export SOAK_SEQUENCES="${SOAK_SEQUENCES:-300}"
+export SOAK_TRIALS="${SOAK_TRIALS:-30}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-300}"
 FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}"
 # The version this was written against; `cargo install` fetches it from crates.io if missing.

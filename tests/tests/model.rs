@@ -5,8 +5,8 @@
 //! every answer; the table's invariants are checked after every step; a
 //! failing sequence shrinks to a minimal one.
 //!
-//! Budget: `MODEL_CASES` sequences (default 16) of up to `MODEL_STEPS`
-//! operations (default 24); `make soak` raises both.
+//! Budget: `MODEL_CASES` (or `SOAK_SEQUENCES`, set by `make soak`)
+//! sequences, default 16, of up to `MODEL_STEPS` operations, default 24.
 
 use contact_migration::domain::{totp, Channel, Contact, Policy};
 use end_to_end::{
@@ -866,10 +866,11 @@ fn check(op: &Op, expect: &Expect, answer: &Answer) -> Result<(), TestCaseError>
     Ok(())
 }
 
-fn budget(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
+/// The first of `names` set in the environment, else `default`.
+fn budget(names: &[&str], default: u32) -> u32 {
+    names
+        .iter()
+        .find_map(|name| std::env::var(name).ok().and_then(|v| v.parse().ok()))
         .unwrap_or(default)
 }
 
@@ -880,8 +881,8 @@ fn random_sequences_follow_the_model_and_keep_every_invariant() {
         .enable_all()
         .build()
         .unwrap();
-    let cases = budget("MODEL_CASES", 16);
-    let steps = budget("MODEL_STEPS", 24) as usize;
+    let cases = budget(&["MODEL_CASES", "SOAK_SEQUENCES"], 16);
+    let steps = budget(&["MODEL_STEPS"], 24) as usize;
     let mut runner = TestRunner::new(Config {
         cases,
         max_shrink_iters: 200,

@@ -1,5 +1,5 @@
 //! Concurrency stress: repeated trials of the races that matter, each
-//! followed by the table's invariants. `STRESS_TRIALS` trials per race
+//! followed by the table's invariants. `STRESS_TRIALS` (or `SOAK_TRIALS`, set by `make soak`) trials per race
 //! (default 3; `make soak` raises it); the outcome counts are printed.
 
 use contact_migration::domain::{Channel, Policy};
@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn trials() -> usize {
-    std::env::var("STRESS_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    ["STRESS_TRIALS", "SOAK_TRIALS"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().and_then(|v| v.parse().ok()))
         .unwrap_or(3)
 }
 
