@@ -93,7 +93,9 @@ else
   cargo run -q --bin admin -- create-table
   mkdir -p "$REPORT_DIR"
   log "starting cargo lambda watch on $API (log: $REPORT_DIR/watch.log)"
-  setsid cargo lambda watch -A 127.0.0.1 -P "$API_PORT" >"$REPORT_DIR/watch.log" 2>&1 &
+  # --ignore-changes: nothing this run writes may rebuild and restart the functions under it (a
+  # restart loses the request in flight, which then times out).
+  setsid cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$API_PORT" >"$REPORT_DIR/watch.log" 2>&1 &
   watch_pid=$!
   for ((i = 0; i < 300; i++)); do
     api_answers && break
@@ -121,7 +123,10 @@ mkdir -p "$REPORT_DIR"
 log "schemathesis $("$venv/bin/schemathesis" --version | awk '{print $NF}'): max $MAX_EXAMPLES examples per operation, $MAX_TIME s"
 # The hooks file makes bodies that are not UTF-8 deliverable through `cargo lambda watch`
 # (see infra/contract/hooks.py). One worker: the functions run one invocation at a time locally.
-SCHEMATHESIS_HOOKS="$LOCAL_ROOT/infra/contract/hooks.py" "$venv/bin/schemathesis" run docs/openapi.yaml \
+# Hypothesis keeps its caches under .local/ rather than creating .hypothesis/ in the tree: `make dev`
+# reloads its functions when the tree changes.
+HYPOTHESIS_STORAGE_DIRECTORY="$REPORT_DIR/hypothesis" \
+  SCHEMATHESIS_HOOKS="$LOCAL_ROOT/infra/contract/hooks.py" "$venv/bin/schemathesis" run docs/openapi.yaml \
   --url "$API" \
   --header "X-Dev-Account-Id: $account_id" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \

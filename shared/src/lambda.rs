@@ -17,7 +17,9 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use lambda_http::{service_fn, Body, Request, Response};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{lambda_runtime, service_fn, Adapter, Body, LambdaEvent, Request, Response};
 use std::convert::Infallible;
 use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -192,9 +194,14 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
     // at most what building takes, with no other request to hold up.
     let app = LazyLock::new(move || building.join().expect("the service's clients are built"));
     let (app, auth) = (&app, config.auth);
-    lambda_http::run(service_fn(move |request: Request| async move {
+    let handler = service_fn(move |request: Request| async move {
         let app: &App = app;
         Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)
-    }))
-    .await
+    });
+    // What `lambda_http::run` does, with the event sanitised before
+    // lambda_http converts it to a request (see `http::event`).
+    let handler = Adapter::from(handler).map_request(|event: LambdaEvent<LambdaRequest>| {
+        LambdaEvent::new(http::sanitize(event.payload), event.context)
+    });
+    lambda_runtime::run(handler).await
 }
