@@ -42,7 +42,13 @@ pub struct Target {
 
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
+    /// Exec to the first `GET .../invocation/next`.
     pub init: Vec<Duration>,
+    /// CPU time (user + system, every thread) the process used to get there,
+    /// work it does on other threads meanwhile included.
+    pub init_cpu: Vec<Duration>,
+    /// Minor page faults up to the same point.
+    pub init_faults: Vec<u64>,
     pub first_invocation: Vec<Duration>,
     /// Peak resident set (VmHWM) after the invocations, in KiB.
     pub peak_rss_kib: Vec<u64>,
@@ -146,7 +152,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// One cold start of `target`.
-pub async fn cold_start(
+async fn cold_start(
     stack: &Stack,
     inbox: &Inbox,
     target: &Target,
@@ -157,32 +163,20 @@ pub async fn cold_start(
     let api = RuntimeApi::start(events)
         .await
         .map_err(|e| format!("runtime API stub: {e}"))?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_dir.join(format!("{}.log", target.name.replace(' ', "-"))))
-        .map_err(|e| format!("log file: {e}"))?;
-    let mut command = Command::new(&target.path);
-    command
-        .env_clear()
-        .envs(lambda_env(
-            &target.name,
-            stack.app.store.table(),
-            target.key_from_ssm.then_some(ssm_parameter),
-        ))
-        .env("AWS_LAMBDA_RUNTIME_API", api.address())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log);
-
+    let mut command = function_command(
+        target,
+        stack.app.store.table(),
+        ssm_parameter,
+        log_dir,
+        &api,
+    )?;
     let started = Instant::now();
-    let mut child = command
+    let child = command
         .spawn()
         .map_err(|e| format!("{}: {e}", target.path.display()))?;
     let idle = tokio::time::timeout(Duration::from_secs(30), api.idle()).await;
     let rss = peak_rss_kib(child.id()).unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(child);
 
     if let Some(error) = api.init_error() {
         return Err(format!("{}: init error {error}", target.name));
@@ -218,7 +212,99 @@ pub async fn cold_start(
     Ok((init, latency, rss))
 }
 
-/// `rounds` cold starts of every target, the targets taking turns (rotated
+/// What a process used until it was stopped: CPU time and minor page faults.
+struct Usage {
+    cpu: Duration,
+    minor_faults: u64,
+}
+
+/// Stops `child` and reaps it with `wait4`, which reports the resources the
+/// whole process used (threads that already ended included).
+fn stop(child: std::process::Child) -> Option<Usage> {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: plain system calls on a child of this process that has not been
+    // reaped yet (`child` is consumed, so std will not wait for it again).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::wait4(pid, &mut status, 0, &mut usage) != pid {
+            return None;
+        }
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        Some(Usage {
+            cpu: time(usage.ru_utime) + time(usage.ru_stime),
+            minor_faults: usage.ru_minflt as u64,
+        })
+    }
+}
+
+/// How long a function that is idle at its first `GET` gets to finish what
+/// it started on other threads before its CPU time is read.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// A start that is given no event: init alone, its time, CPU and page faults.
+async fn init_only(
+    target: &Target,
+    table: &str,
+    ssm_parameter: &str,
+    log_dir: &Path,
+) -> Result<(Duration, Usage), String> {
+    let api = RuntimeApi::start(Vec::new())
+        .await
+        .map_err(|e| format!("runtime API stub: {e}"))?;
+    let mut command = function_command(target, table, ssm_parameter, log_dir, &api)?;
+    let started = Instant::now();
+    let child = command
+        .spawn()
+        .map_err(|e| format!("{}: {e}", target.path.display()))?;
+    let idle = tokio::time::timeout(Duration::from_secs(30), api.idle()).await;
+    tokio::time::sleep(SETTLE).await;
+    let usage = stop(child);
+    if let Some(error) = api.init_error() {
+        return Err(format!("{}: init error {error}", target.name));
+    }
+    let (Ok(()), Some(first), Some(usage)) = (idle, api.first_next(), usage) else {
+        return Err(format!(
+            "{}: did not reach its first GET (see {})",
+            target.name,
+            log_dir.display()
+        ));
+    };
+    Ok((first - started, usage))
+}
+
+fn function_command(
+    target: &Target,
+    table: &str,
+    ssm_parameter: &str,
+    log_dir: &Path,
+    api: &RuntimeApi,
+) -> Result<Command, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{}.log", target.name.replace([' ', ','], "-"))))
+        .map_err(|e| format!("log file: {e}"))?;
+    let mut command = Command::new(&target.path);
+    command
+        .env_clear()
+        .envs(lambda_env(
+            &target.name,
+            table,
+            target.key_from_ssm.then_some(ssm_parameter),
+        ))
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log);
+    Ok(command)
+}
+
+/// `rounds` rounds in which every target starts twice, once with no event
+/// (init alone) and once with its events; the targets take turns (rotated
 /// each round) so drift in machine load spreads evenly over all of them.
 pub async fn run(
     stack: &Stack,
@@ -232,6 +318,11 @@ pub async fn run(
     for round in 0..rounds {
         for k in 0..targets.len() {
             let i = (k + round) % targets.len();
+            let table = stack.app.store.table();
+            let (init, usage) = init_only(&targets[i], table, ssm_parameter, log_dir).await?;
+            samples[i].init.push(init);
+            samples[i].init_cpu.push(usage.cpu);
+            samples[i].init_faults.push(usage.minor_faults);
             let (init, first, rss) =
                 cold_start(stack, &inbox, &targets[i], ssm_parameter, log_dir).await?;
             samples[i].init.push(init);

@@ -128,7 +128,6 @@ fn main() {
     let options = options();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let report = runtime.block_on(run(&options));
-    println!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/results.md");
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -162,10 +161,19 @@ fn mib(bytes: u64) -> String {
     format!("{:.2}", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// Prints what was added to `out` since the last call, so every section
+/// shows as soon as it is measured.
+fn show(out: &str, shown: &mut usize) {
+    print!("{}", &out[*shown..]);
+    *shown = out.len();
+}
+
 async fn run(o: &Options) -> String {
     let began = Instant::now();
     let mut out = String::new();
+    let mut shown = 0;
     machine(&mut out);
+    show(&out, &mut shown);
 
     let stack = end_to_end::Stack::new().await;
     let log_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/logs");
@@ -210,6 +218,7 @@ async fn run(o: &Options) -> String {
         .await
         .unwrap_or_else(|e| panic!("cold start: {e}"));
     let floor = median(&cold[0].init);
+    let floor_cpu = median(&cold[0].init_cpu);
     writeln!(
         out,
         "\n### 1. Cold start (release binaries, x86_64, Runtime API stub)\n"
@@ -217,33 +226,41 @@ async fn run(o: &Options) -> String {
     .unwrap();
     writeln!(
         out,
-        "Medians of {} cold starts each, binaries taking turns. *Init*: exec to the first \
-         `GET /runtime/invocation/next`. *First invocation*: event handed out to response \
-         received, against DynamoDB Local and the emulators. *Peak RSS*: VmHWM after the first \
-         invocation and {} more.\n",
-        o.rounds, 4
+        "{} rounds; in each, every binary starts twice (once given no event, once given its \
+         events), binaries taking turns. *Init*: exec to the first \
+         `GET /runtime/invocation/next`, median of both starts. *Init CPU* and *page faults*: \
+         user + system time and minor faults of the whole process up to that point, work left \
+         running on other threads included (no-event starts, read with wait4). *First \
+         invocation*: event handed out to response received, against DynamoDB Local and the \
+         emulators. *Peak RSS*: VmHWM after the first invocation and 4 more.\n",
+        o.rounds
     )
     .unwrap();
     writeln!(
         out,
-        "| binary | size MiB | init ms | × hello | init min–max ms | first invocation ms | peak RSS MiB |"
+        "| binary | size MiB | init ms | × hello | init min ms | init CPU ms | × hello | page faults | first invocation ms | peak RSS MiB |"
     )
     .unwrap();
-    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|").unwrap();
     for (target, s) in targets.iter().zip(&cold) {
         let init = median(&s.init);
+        let cpu = median(&s.init_cpu);
+        let mut faults = s.init_faults.clone();
+        faults.sort();
         let size = std::fs::metadata(&target.path)
             .map(|m| m.len())
             .unwrap_or(0);
         writeln!(
             out,
-            "| {} | {} | {} | {:.2} | {}–{} | {} | {:.1} |",
+            "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {} | {} | {:.1} |",
             target.name,
             mib(size),
             ms(init),
             init.as_secs_f64() / floor.as_secs_f64(),
             ms(*s.init.iter().min().unwrap()),
-            ms(*s.init.iter().max().unwrap()),
+            ms(cpu),
+            cpu.as_secs_f64() / floor_cpu.as_secs_f64(),
+            faults[faults.len() / 2],
             ms(median(&s.first_invocation)),
             *s.peak_rss_kib.iter().max().unwrap() as f64 / 1024.0,
         )
@@ -289,6 +306,7 @@ async fn run(o: &Options) -> String {
         .collect();
     writeln!(out, "| **init in main, total** | {} |", totals.join(" | ")).unwrap();
 
+    show(&out, &mut shown);
     // 2. DynamoDB requests.
     eprintln!("[bench] DynamoDB requests per step");
     let rows = requests::measure(&stack).await;
@@ -297,23 +315,29 @@ async fn run(o: &Options) -> String {
         out,
         "Counted by an interceptor on the store's client (every request sent, retries included) \
          while the handler serves each step once. *Floor*: the fewest requests the data model \
-         allows for the same guarantees (see BENCHMARKS.md for the reasoning).\n"
+         allows for the same guarantees, and what those requests are.\n"
     )
     .unwrap();
-    writeln!(out, "| step | requests | by operation | floor |").unwrap();
-    writeln!(out, "|---|---:|---|---:|").unwrap();
+    writeln!(
+        out,
+        "| step | requests | by operation | floor | the floor's requests |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---:|---|---:|---|").unwrap();
     for row in &rows {
         writeln!(
             out,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             row.label,
             row.counts.total(),
             row.counts.breakdown(),
-            row.floor.0
+            row.floor.0,
+            row.floor.1
         )
         .unwrap();
     }
 
+    show(&out, &mut shown);
     // 3. Artifacts.
     writeln!(
         out,
@@ -341,6 +365,7 @@ async fn run(o: &Options) -> String {
         }
     }
 
+    show(&out, &mut shown);
     // 4. Warm latency and throughput.
     eprintln!("[bench] warm latency: {} migrations", o.migrations);
     let latency = warm::latency(&stack, o.migrations).await;
@@ -371,6 +396,7 @@ async fn run(o: &Options) -> String {
         .unwrap();
     }
 
+    show(&out, &mut shown);
     let (trapping, inbox) = warm::trapping_stack(&stack).await;
     writeln!(
         out,
@@ -404,6 +430,7 @@ async fn run(o: &Options) -> String {
             ms(percentile(&t.per_migration, 99.0))
         )
         .unwrap();
+        show(&out, &mut shown);
     }
     writeln!(
         out,
@@ -411,6 +438,8 @@ async fn run(o: &Options) -> String {
         began.elapsed().as_secs_f64()
     )
     .unwrap();
+    show(&out, &mut shown);
+    println!();
     out
 }
 

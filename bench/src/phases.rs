@@ -52,7 +52,9 @@ pub fn main(mode: &str) {
             "default-chain" => {
                 aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
             }
-            m if m.starts_with("lambda") => contact_migration::lambda::sdk_config().await,
+            m if m.starts_with("lambda") => {
+                contact_migration::lambda::sdk_config(config.tls_roots).await
+            }
             other => return Err(format!("unknown mode {other}")),
         };
         record("sdk_config");

@@ -52,34 +52,7 @@ if [[ ! -x $venv/bin/schemathesis || ! -f $stamp || "$(cat "$stamp")" != "$want"
 fi
 
 # --- the API: reuse a running one, or start it -----------------------------------------------
-started_emulators=""
-watch_pid=""
-
-# shellcheck disable=SC2317 # only reached through the traps
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  trap '' PIPE
-  set +e
-  if [[ -n $watch_pid ]] && kill -0 "$watch_pid" 2>/dev/null; then
-    log "stopping cargo lambda watch"
-    kill -TERM -- "-$watch_pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$watch_pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$watch_pid" 2>/dev/null || true
-  fi
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 api_answers() { curl -s -o /dev/null --max-time 5 "$API/migrations/00000000-0000-0000-0000-000000000000"; }
 
@@ -87,7 +60,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
   log "testing the API already running on $API"
 else
   "$INFRA_DIR/setup.sh"
-  started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+  emulators_start
   log "building admin and the function binaries"
   cargo build -q -p admin -p send-codes -p verify -p migrate -p close
   cargo run -q --bin admin -- create-table
@@ -96,10 +69,10 @@ else
   # --ignore-changes: nothing this run writes may rebuild and restart the functions under it (a
   # restart loses the request in flight, which then times out).
   setsid cargo lambda watch --ignore-changes -A 127.0.0.1 -P "$API_PORT" >"$REPORT_DIR/watch.log" 2>&1 &
-  watch_pid=$!
+  LOCAL_WATCH_PID=$!
   for ((i = 0; i < 300; i++)); do
     api_answers && break
-    kill -0 "$watch_pid" 2>/dev/null || {
+    kill -0 "$LOCAL_WATCH_PID" 2>/dev/null || {
       log "error: cargo lambda watch exited; see $REPORT_DIR/watch.log"
       exit 1
     }

@@ -20,39 +20,7 @@ cd "$LOCAL_ROOT"
 
 log() { printf '[dev] %s\n' "$*" >&2 || true; }
 
-started_emulators=""
-watch_pid=""
-
-# shellcheck disable=SC2317 # only reached through the traps
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Cleanup must finish even if whoever reads our output is gone (closed terminal, `| tee`
-  # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
-  trap '' PIPE
-  set +e
-  if [[ -n $watch_pid ]] && kill -0 "$watch_pid" 2>/dev/null; then
-    log "stopping cargo lambda watch"
-    # SIGTERM makes cargo-lambda shut its function instances down (they run in process groups
-    # of their own); it runs in its own group too (setsid below), so no signal is lost to it.
-    kill -TERM -- "-$watch_pid" 2>/dev/null || true
-    local i
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$watch_pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$watch_pid" 2>/dev/null || true
-  fi
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-# Turn signals into a normal exit so the EXIT trap does the cleanup exactly once.
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 "$INFRA_DIR/setup.sh"
 
@@ -65,7 +33,7 @@ fi
 
 # Starts whichever emulators are not running yet; it prints their names, and only those are
 # stopped again on exit (ones already running are reused and left running).
-started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+emulators_start
 
 # Build the functions together with the admin CLI: one cargo invocation shares the dependency
 # build, and `cargo lambda watch` then starts each function without a first-request compile.
@@ -147,8 +115,8 @@ echo
 
 # -A/-P: bind to loopback only (the default is '::', all interfaces) on the contract port.
 # The functions inherit this script's environment (env.sh), so no --env-var flags are needed.
-# setsid gives watch and its children their own process group for cleanup() above.
+# setsid gives watch and its children their own process group, which stop_on_exit (env.sh) stops.
 setsid cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
-watch_pid=$!
+LOCAL_WATCH_PID=$!
 # `wait` (rather than a foreground child) lets the INT/TERM traps run as soon as a signal arrives.
-wait "$watch_pid"
+wait "$LOCAL_WATCH_PID"

@@ -66,3 +66,62 @@ local_env_print() {
     printf 'export %s=%q\n' "$name" "${!name}"
   done
 }
+
+# --- what a script starts, stopped again when it ends ----------------------------------------
+# Emulators already running (`make emulators-start`, a `make dev` elsewhere) are reused and left
+# running: only those the script started itself (emulators_start) are stopped, together with
+# the `cargo lambda watch` whose process group it recorded in LOCAL_WATCH_PID.
+LOCAL_STARTED_EMULATORS=""
+LOCAL_WATCH_PID=""
+
+# Starts whichever emulators are not running yet and remembers which those were.
+emulators_start() {
+  LOCAL_STARTED_EMULATORS="$("$LOCAL_ROOT/infra/local/emulators.sh" start)"
+}
+
+# Stops the emulators emulators_start started (none if they were all running already).
+emulators_stop_started() {
+  if [[ -n $LOCAL_STARTED_EMULATORS ]]; then
+    # shellcheck disable=SC2086 # one emulator name per word
+    "$LOCAL_ROOT/infra/local/emulators.sh" stop $LOCAL_STARTED_EMULATORS || true
+    LOCAL_STARTED_EMULATORS=""
+  fi
+}
+
+# Stops the `cargo lambda watch` started with `setsid ... & LOCAL_WATCH_PID=$!`. SIGTERM makes
+# cargo-lambda shut its function instances down (they run in process groups of their own); it
+# runs in its own group too, so no signal is lost to it. SIGKILL after 10 s.
+watch_stop() {
+  if [[ -n $LOCAL_WATCH_PID ]] && kill -0 "$LOCAL_WATCH_PID" 2>/dev/null; then
+    printf '[watch] stopping cargo lambda watch\n' >&2 || true
+    kill -TERM -- "-$LOCAL_WATCH_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$LOCAL_WATCH_PID" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$LOCAL_WATCH_PID" 2>/dev/null || true
+  fi
+  LOCAL_WATCH_PID=""
+}
+
+# shellcheck disable=SC2317 # only reached through the traps
+_local_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Cleanup must finish even if whoever reads our output is gone (closed terminal, `| tee`
+  # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
+  trap '' PIPE
+  set +e
+  watch_stop
+  emulators_stop_started
+  exit "$rc"
+}
+
+# Installs the traps that stop what the script started, whatever way it ends. Signals become a
+# normal exit, so the EXIT trap does the cleanup exactly once.
+stop_on_exit() {
+  trap _local_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}

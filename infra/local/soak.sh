@@ -31,24 +31,9 @@ CARGO_FUZZ_VERSION=0.13.2
 
 log() { printf '[soak] %s\n' "$*" >&2 || true; }
 
-started_emulators=""
 summary=()
 failed=0
-# shellcheck disable=SC2317 # only reached through the traps
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  trap '' PIPE
-  set +e
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 # ---- property, race and stress tests ------------------------------------------------------
 tests=()
@@ -64,7 +49,7 @@ done
 
 if ((${#tests[@]})); then
   "$INFRA_DIR/setup.sh"
-  started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+  emulators_start
   args=()
   for name in "${tests[@]}"; do args+=(--test "$name"); done
   log "SOAK_SEQUENCES=$SOAK_SEQUENCES SOAK_TRIALS=$SOAK_TRIALS cargo test -p end-to-end ${args[*]}"
@@ -75,11 +60,7 @@ if ((${#tests[@]})); then
     summary+=("$(printf '%-22s %-10s %s' "tests" "FAILED" "${tests[*]}")")
     failed=1
   fi
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators
-    started_emulators=""
-  fi
+  emulators_stop_started
 else
   log "no model or stress tests in tests/tests/; skipped"
   summary+=("$(printf '%-22s %-10s %s' "tests" "skipped" "no model/stress test files")")

@@ -16,25 +16,7 @@ cd "$LOCAL_ROOT"
 
 log() { printf '[test] %s\n' "$*" >&2 || true; }
 
-started_emulators=""
-# shellcheck disable=SC2317 # only reached through the traps
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  # Cleanup must finish even if whoever reads our output is gone (closed terminal, `| tee`
-  # killed by the same Ctrl-C): ignore SIGPIPE (inherited by emulators.sh) and errors.
-  trap '' PIPE
-  set +e
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-# Turn signals into a normal exit so the EXIT trap does the cleanup exactly once.
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 "$INFRA_DIR/setup.sh"
 # template.yaml and docs/openapi.yaml, checked offline (make template-check) before any emulator.
@@ -42,7 +24,7 @@ trap 'exit 143' TERM
 
 # Starts whichever emulators are not running yet; it prints their names, and only those are
 # stopped again on exit (ones already running are reused and left running).
-started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+emulators_start
 
 log "environment:"
 local_env_print | sed 's/^/  /' >&2

@@ -43,38 +43,33 @@ impl App {
         Ok(migration)
     }
 
-    /// Takes one event from each quota, all or none: a refusal gives back
-    /// what was taken and answers `rate_limited`.
+    /// Takes one event from each quota, all or none (one conditional write):
+    /// a refusal takes nothing and answers `rate_limited`.
     pub async fn reserve(
         &self,
         wants: Vec<(QuotaKind, String, Quota)>,
         now: Timestamp,
     ) -> Result<Reservation, Error> {
-        let mut reservation = Reservation::default();
-        for (kind, subject, quota) in wants {
-            match self.store.take_quota(kind, &subject, quota, now).await {
-                Ok(Ok(hit)) => reservation.taken.push((kind, subject, hit, quota.window)),
-                Ok(Err(retry_after)) => {
-                    self.refund(reservation).await;
-                    tracing::warn!(quota = kind.as_str(), retry_after, "quota exhausted");
-                    return Err(Error::RateLimited { retry_after });
-                }
-                Err(e) => {
-                    self.refund(reservation).await;
-                    return Err(e);
-                }
-            }
+        match self.store.take_quotas(&wants, now).await? {
+            Ok(hits) => Ok(Reservation {
+                taken: wants
+                    .into_iter()
+                    .zip(hits)
+                    .map(|((kind, subject, quota), hit)| (kind, subject, hit, quota.window))
+                    .collect(),
+            }),
+            Err(retry_after) => Err(Error::RateLimited { retry_after }),
         }
-        Ok(reservation)
     }
 
     /// Gives a reservation back. Best effort: a failed refund only leaves
     /// the quota stricter than it should be, never looser.
     pub async fn refund(&self, reservation: Reservation) {
-        for (kind, subject, hit, window) in reservation.taken {
-            if let Err(e) = self.store.refund_quota(kind, &subject, &hit, window).await {
-                tracing::warn!(quota = kind.as_str(), error = %e, "quota refund failed");
-            }
+        if reservation.taken.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.refund_quotas(&reservation.taken).await {
+            tracing::warn!(error = %e, "quota refund failed");
         }
     }
 

@@ -7,11 +7,13 @@
 //! provider chains, and every SDK client shares one HTTPS client whose TLS
 //! set-up (loading and parsing the root certificates) happens once, on the
 //! first request, instead of once per client at construction and again on
-//! the first request of each.
+//! the first request of each. That set-up trusts the Amazon Trust Services
+//! roots built into the binary rather than parsing the system's CA bundle
+//! (`TLS_ROOTS`, see [`TlsRoots`]).
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
@@ -25,7 +27,7 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::{code_key, CodeKeySource, Config};
+use crate::config::{code_key, CodeKeySource, Config, TlsRoots};
 use crate::domain::{CodeKey, Timestamp};
 use crate::http::{self, Endpoint};
 use crate::notify::Courier;
@@ -119,10 +121,25 @@ impl HttpClient for DeferredHttpClient {
     }
 }
 
-fn http_client() -> SharedHttpClient {
+/// The Amazon Trust Services root certificates (see the file's header).
+pub const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+
+fn trust_store(roots: TlsRoots) -> TrustStore {
+    match roots {
+        TlsRoots::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM),
+        TlsRoots::System => TrustStore::default(),
+    }
+}
+
+fn http_client(roots: TlsRoots) -> SharedHttpClient {
+    let tls = TlsContext::builder()
+        .with_trust_store(trust_store(roots))
+        .build()
+        .expect("a TLS context needs nothing that can fail");
     SharedHttpClient::new(DeferredHttpClient(
         aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(tls)
             .build_https(),
     ))
 }
@@ -137,8 +154,9 @@ fn env_value(name: &str) -> Option<String> {
 /// default provider chains find them as usual. Everything else is the SDK's
 /// default loading, which keeps the `AWS_ENDPOINT_URL_<SERVICE>` variables
 /// the local stack relies on working.
-pub async fn sdk_config() -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client());
+pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(roots));
     if let Some(region) = env_value("AWS_REGION") {
         loader = loader.region(Region::new(region));
     }
@@ -168,31 +186,29 @@ pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
 /// The service from configuration and the standard AWS environment,
 /// including the code key (read from SSM when configured so).
 pub async fn app_from_env(config: &Config) -> Result<App, lambda_http::Error> {
-    let aws = sdk_config().await;
+    let aws = sdk_config(config.tls_roots).await;
     let codes = resolve_code_key(&aws, &config.code_key).await?;
     Ok(app(&aws, config, codes))
 }
 
 /// Runs a Lambda function that serves `endpoints`.
 ///
-/// Init reads the configuration and the code key, so a bad one fails init.
-/// The SDK clients are built on another thread meanwhile: each costs a
-/// tenth of a millisecond or more of CPU (every service crate parses its
-/// endpoint rules when its first client is made), nothing needs them before
-/// the first request, and the runtime can ask for that request in the
-/// meantime.
+/// Init reads the configuration and the code key, so a bad one fails init,
+/// and asks for the first event. The SDK clients are built when that event
+/// arrives, once: each costs a tenth of a millisecond or more of CPU (every
+/// service crate parses its endpoint rules when its first client is made),
+/// and building them on another thread during init cost more CPU in all
+/// (BENCHMARKS.md) for no gain where a function has less than one CPU, as
+/// Lambda functions below 1,769 MB do.
 pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
-    let aws = sdk_config().await;
+    let aws = sdk_config(config.tls_roots).await;
     let codes = resolve_code_key(&aws, &config.code_key).await?;
-    let building = std::thread::spawn({
+    let app = LazyLock::new({
         let config = config.clone();
         move || app(&aws, &config, codes)
     });
-    // Joined by the first request, on the runtime's thread: a one-off wait of
-    // at most what building takes, with no other request to hold up.
-    let app = LazyLock::new(move || building.join().expect("the service's clients are built"));
     let (app, auth) = (&app, config.auth);
     let handler = service_fn(move |request: Request| async move {
         let app: &App = app;
@@ -204,4 +220,40 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
         LambdaEvent::new(http::sanitize(event.payload), event.context)
     });
     lambda_runtime::run(handler).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+
+    #[test]
+    fn the_built_in_roots_are_the_five_amazon_trust_services_anchors() {
+        let certs = CertificateDer::pem_slice_iter(AMAZON_ROOTS_PEM)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the bundle is PEM, comments and all");
+        let mut roots = rustls::RootCertStore::empty();
+        let (valid, invalid) = roots.add_parsable_certificates(certs);
+        assert_eq!((valid, invalid), (5, 0));
+        for name in [
+            "Amazon Root CA 1",
+            "Amazon Root CA 2",
+            "Amazon Root CA 3",
+            "Amazon Root CA 4",
+            "Starfield Services Root Certificate Authority - G2",
+        ] {
+            assert!(
+                roots
+                    .roots
+                    .iter()
+                    .any(|anchor| contains(anchor.subject.as_ref(), name.as_bytes())),
+                "{name} is one of the anchors"
+            );
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
 }

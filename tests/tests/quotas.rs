@@ -235,3 +235,54 @@ async fn resend_inside_the_cooldown_is_rate_limited() {
     let on_time = stack.step(&main, id, "resend", json!({}), now + 60).await;
     assert_eq!(on_time.status, 200, "{on_time:?}");
 }
+
+/// The events recorded in one quota log, read straight from the table.
+async fn quota_events(stack: &Stack, kind: &str, subject: &str) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    stack
+        .app
+        .store
+        .client()
+        .get_item()
+        .table_name(stack.app.store.table())
+        .key("pk", AttributeValue::S(format!("QUOTA#{kind}#{subject}")))
+        .key("sk", AttributeValue::S("QUOTA".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("the table answers")
+        .item
+        .and_then(|it| it.get("hits").and_then(|h| h.as_l().ok()).map(Vec::len))
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_refused_start_takes_nothing_from_the_other_quotas() {
+    let stack = Stack::with_policy(sends_policy()).await;
+    let main = stack
+        .main_account(contact_migration::domain::Channel::Email)
+        .await;
+    let now = unix_now();
+    for i in 0..10 {
+        let started = stack.start(&main, &unique_email("r"), now + i).await;
+        assert_eq!(started.status, 201, "start {}: {started:?}", i + 1);
+    }
+    assert_eq!(quota_events(&stack, "starts", &main.id).await, 10);
+    // Refused by the send quota of the main account's email ...
+    let new_contact = unique_email("r");
+    let refused = stack.start(&main, &new_contact, now + 20).await;
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (429, "rate_limited")
+    );
+    // ... it used neither a start nor a send to the new contact.
+    assert_eq!(quota_events(&stack, "starts", &main.id).await, 10);
+    assert_eq!(
+        quota_events(&stack, "sends", &format!("email#{}", main.email)).await,
+        10
+    );
+    assert_eq!(
+        quota_events(&stack, "sends", &format!("email#{new_contact}")).await,
+        0
+    );
+}

@@ -38,6 +38,19 @@ impl Refusal {
     fn condition_failed(&self) -> bool {
         self.code == "ConditionalCheckFailed"
     }
+
+    /// A concurrent writer changed the item first: read again and retry.
+    fn lost_a_race(&self) -> bool {
+        self.condition_failed() || self.code == "TransactionConflict"
+    }
+}
+
+/// An item's (or a key's) `pk` and `sk`.
+fn key_of(it: &Item) -> (String, String) {
+    (
+        item::get_s(it, item::PK).unwrap_or_default().to_owned(),
+        item::get_s(it, item::SK).unwrap_or_default().to_owned(),
+    )
 }
 
 /// What the migrate step reads in one round trip.
@@ -148,9 +161,7 @@ impl Store {
                 .remove(&self.table)
                 .unwrap_or_default()
             {
-                let pk = item::get_s(&it, item::PK).unwrap_or_default().to_owned();
-                let sk = item::get_s(&it, item::SK).unwrap_or_default().to_owned();
-                found.insert((pk, sk), it);
+                found.insert(key_of(&it), it);
             }
             pending = out
                 .unprocessed_keys
@@ -167,9 +178,7 @@ impl Store {
     }
 
     fn take(found: &mut HashMap<(String, String), Item>, key: &Item) -> Option<Item> {
-        let pk = item::get_s(key, item::PK).unwrap_or_default().to_owned();
-        let sk = item::get_s(key, item::SK).unwrap_or_default().to_owned();
-        found.remove(&(pk, sk))
+        found.remove(&key_of(key))
     }
 
     async fn transact(

@@ -6,7 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::Duration;
 
 use super::item::{self, n, s};
-use super::{is_condition_failure, sdk_error, Store};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+use super::{build_error, is_condition_failure, key_of, sdk_error, Refusal, Store};
 use crate::domain::quota::{Hit, Quota, QuotaKind};
 use crate::domain::{Error, Timestamp};
 
@@ -30,107 +32,224 @@ fn log_of(it: &item::Item) -> Vec<Hit> {
         .unwrap_or_default()
 }
 
+/// One quota log as read: its key, events and version (0: no item yet).
+struct Log {
+    kind: QuotaKind,
+    subject: String,
+    hits: Vec<Hit>,
+    version: u64,
+}
+
 impl Store {
-    async fn quota_log(&self, kind: QuotaKind, subject: &str) -> Result<(Vec<Hit>, u64), Error> {
-        Ok(match self.get(quota_key(kind, subject)).await? {
-            Some(it) => (log_of(&it), item::get_n(&it, "version").unwrap_or(0)),
-            None => (Vec::new(), 0),
-        })
+    /// The logs of `keys` (distinct), each with its version, in one round
+    /// trip: a `GetItem` for one, a `BatchGetItem` for several.
+    async fn quota_logs(&self, keys: &[(QuotaKind, &str)]) -> Result<Vec<Log>, Error> {
+        let items: Vec<item::Item> = keys.iter().map(|(k, s)| quota_key(*k, s)).collect();
+        let mut found = match items.as_slice() {
+            [one] => self
+                .get(one.clone())
+                .await?
+                .map(|it| (key_of(&it), it))
+                .into_iter()
+                .collect(),
+            _ => self.get_many(items.clone()).await?,
+        };
+        Ok(keys
+            .iter()
+            .zip(&items)
+            .map(|((kind, subject), key)| {
+                let it = Store::take(&mut found, key);
+                Log {
+                    kind: *kind,
+                    subject: (*subject).to_owned(),
+                    hits: it.as_ref().map(log_of).unwrap_or_default(),
+                    version: it
+                        .as_ref()
+                        .and_then(|it| item::get_n(it, "version"))
+                        .unwrap_or(0),
+                }
+            })
+            .collect())
     }
 
-    /// Writes `log` if the item is still at `version`. Returns whether it did.
-    async fn replace_quota_log(
-        &self,
-        kind: QuotaKind,
-        subject: &str,
-        log: &[Hit],
-        version: u64,
-        expires_at: Timestamp,
-    ) -> Result<bool, Error> {
+    /// A log's new content, written only if the item is still at the
+    /// version read.
+    fn quota_put(&self, log: &Log, expires_at: Timestamp) -> Result<Put, Error> {
         let it = item::with_key(
-            quota_key(kind, subject),
+            quota_key(log.kind, &log.subject),
             [
                 (
                     "hits",
-                    AttributeValue::L(log.iter().map(|h| s(h.encode())).collect()),
+                    AttributeValue::L(log.hits.iter().map(|h| s(h.encode())).collect()),
                 ),
-                ("version", n(version + 1)),
+                ("version", n(log.version + 1)),
                 (item::TTL, n(expires_at)),
             ],
         );
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(it));
-        put = if version == 0 {
+        let put = Put::builder().table_name(&self.table).set_item(Some(it));
+        let put = if log.version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
             put.condition_expression("version = :v")
-                .expression_attribute_values(":v", n(version))
+                .expression_attribute_values(":v", n(log.version))
         };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("PutItem")(e)),
+        put.build().map_err(build_error)
+    }
+
+    /// Writes every log, all or none, if each is still at the version read:
+    /// a `PutItem` for one, a `TransactWriteItems` for several. Returns
+    /// whether they were written (false: a concurrent writer came first).
+    async fn replace_quota_logs(&self, logs: &[(Log, Timestamp)]) -> Result<bool, Error> {
+        if let [(log, expires_at)] = logs {
+            let put = self.quota_put(log, *expires_at)?;
+            let sent = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await;
+            return match sent {
+                Ok(_) => Ok(true),
+                Err(e) if is_condition_failure(&e) => Ok(false),
+                Err(e) => Err(sdk_error("PutItem")(e)),
+            };
+        }
+        let puts = logs
+            .iter()
+            .map(|(log, expires_at)| {
+                Ok(TransactWriteItem::builder()
+                    .put(self.quota_put(log, *expires_at)?)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        match self.transact(puts).await? {
+            Ok(()) => Ok(true),
+            Err(refusals) if refusals.iter().any(Refusal::lost_a_race) => Ok(false),
+            Err(refusals) => Err(Error::Internal(format!(
+                "dynamodb TransactWriteItems (quotas): {:?}",
+                refusals.iter().map(|r| r.code.as_str()).collect::<Vec<_>>()
+            ))),
         }
     }
 
-    /// Records one event against a quota if it admits it. `Ok(Err(seconds))`
-    /// is a refusal with the time until a slot frees.
-    pub async fn take_quota(
+    /// Records one event against each quota of `wants`, all or none: one
+    /// read and one write when no concurrent writer interferes.
+    /// `Ok(Err(seconds))` is a refusal (nothing recorded) with the time
+    /// until every quota admits its event again.
+    pub async fn take_quotas(
         &self,
-        kind: QuotaKind,
-        subject: &str,
-        quota: Quota,
+        wants: &[(QuotaKind, String, Quota)],
         now: Timestamp,
-    ) -> Result<Result<Hit, u64>, Error> {
-        let hit = Hit {
-            at: now,
-            nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-        };
+    ) -> Result<Result<Vec<Hit>, u64>, Error> {
+        let hits: Vec<Hit> = wants
+            .iter()
+            .map(|_| Hit {
+                at: now,
+                nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            })
+            .collect();
+        let keys = distinct(
+            wants
+                .iter()
+                .map(|(kind, subject, _)| (*kind, subject.as_str())),
+        );
         for attempt in 0..CONFLICT_RETRIES {
-            let (log, version) = self.quota_log(kind, subject).await?;
-            let admitted = match quota.admit(&log, hit.clone()) {
-                Ok(admitted) => admitted,
-                Err(retry_after) => return Ok(Err(retry_after)),
-            };
-            if self
-                .replace_quota_log(kind, subject, &admitted, version, now + quota.window)
+            let mut logs: Vec<(Log, Timestamp)> = self
+                .quota_logs(&keys)
                 .await?
-            {
-                return Ok(Ok(hit));
+                .into_iter()
+                .map(|log| (log, now))
+                .collect();
+            let mut retry_after = 0;
+            for ((kind, subject, quota), hit) in wants.iter().zip(&hits) {
+                let (log, expires_at) = logs
+                    .iter_mut()
+                    .find(|(log, _)| log.kind == *kind && log.subject == *subject)
+                    .expect("every wanted quota was read");
+                match quota.admit(&log.hits, hit.clone()) {
+                    Ok(admitted) => {
+                        log.hits = admitted;
+                        *expires_at = (*expires_at).max(now + quota.window);
+                    }
+                    Err(seconds) => {
+                        tracing::warn!(
+                            quota = kind.as_str(),
+                            retry_after = seconds,
+                            "quota exhausted"
+                        );
+                        retry_after = retry_after.max(seconds);
+                    }
+                }
+            }
+            if retry_after > 0 {
+                return Ok(Err(retry_after));
+            }
+            if self.replace_quota_logs(&logs).await? {
+                return Ok(Ok(hits));
             }
             backoff(attempt).await;
         }
         Ok(Err(1))
     }
 
-    /// Gives back an event that bought nothing (its delivery failed).
-    pub async fn refund_quota(
+    /// Gives back events that bought nothing (their delivery failed), all
+    /// in one read and one write.
+    pub async fn refund_quotas(
         &self,
-        kind: QuotaKind,
-        subject: &str,
-        hit: &Hit,
-        window: i64,
+        taken: &[(QuotaKind, String, Hit, i64)],
     ) -> Result<(), Error> {
+        let keys = distinct(
+            taken
+                .iter()
+                .map(|(kind, subject, _, _)| (*kind, subject.as_str())),
+        );
         for attempt in 0..CONFLICT_RETRIES {
-            let (log, version) = self.quota_log(kind, subject).await?;
-            if !log.contains(hit) {
-                return Ok(());
+            let mut changed: Vec<(Log, Timestamp)> = Vec::new();
+            for mut log in self.quota_logs(&keys).await? {
+                let mine: Vec<&(QuotaKind, String, Hit, i64)> = taken
+                    .iter()
+                    .filter(|(kind, subject, _, _)| *kind == log.kind && *subject == log.subject)
+                    .collect();
+                let before = log.hits.len();
+                log.hits
+                    .retain(|h| !mine.iter().any(|(_, _, hit, _)| hit == h));
+                if log.hits.len() == before {
+                    continue;
+                }
+                let window = mine
+                    .iter()
+                    .map(|(_, _, _, window)| *window)
+                    .max()
+                    .unwrap_or(0);
+                let expires_at = log
+                    .hits
+                    .iter()
+                    .map(|h| h.at + window)
+                    .max()
+                    .unwrap_or_else(|| mine.iter().map(|(_, _, hit, _)| hit.at).max().unwrap_or(0));
+                changed.push((log, expires_at));
             }
-            let kept: Vec<Hit> = log.into_iter().filter(|h| h != hit).collect();
-            let expires_at = kept.iter().map(|h| h.at + window).max().unwrap_or(hit.at);
-            if self
-                .replace_quota_log(kind, subject, &kept, version, expires_at)
-                .await?
-            {
+            if changed.is_empty() || self.replace_quota_logs(&changed).await? {
                 return Ok(());
             }
             backoff(attempt).await;
         }
         Err(Error::Internal("quota refund lost every race".into()))
     }
+}
+
+/// `keys` without repeats, in their first order.
+fn distinct<'a>(keys: impl Iterator<Item = (QuotaKind, &'a str)>) -> Vec<(QuotaKind, &'a str)> {
+    let mut out = Vec::new();
+    for key in keys {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
 }
 
 /// A few milliseconds, growing and jittered, so racing writers spread out.
