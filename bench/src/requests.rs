@@ -233,7 +233,7 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
         Row {
             label: "cancel",
             counts: cancel,
-            floor: (1, "one conditional update with audit; read only to explain a refusal"),
+            floor: (2, "read the migration (its audit record names its contacts, and an expired one is no longer cancellable); one transaction of the conditional update and the audit record"),
         },
     ];
     // A completed migration takes the bound-contact verification.

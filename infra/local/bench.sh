@@ -15,22 +15,7 @@ cd "$LOCAL_ROOT"
 
 log() { printf '[bench] %s\n' "$*" >&2 || true; }
 
-started_emulators=""
-# shellcheck disable=SC2317 # only reached through the traps
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  trap '' PIPE
-  set +e
-  if [[ -n $started_emulators ]]; then
-    # shellcheck disable=SC2086 # one emulator name per word
-    "$INFRA_DIR/emulators.sh" stop $started_emulators || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 "$INFRA_DIR/setup.sh"
 
@@ -38,7 +23,7 @@ trap 'exit 143' TERM
 log "cargo build --release (functions, hello, driver)"
 cargo build --release --locked -p send-codes -p verify -p migrate -p close -p bench
 
-started_emulators="$("$INFRA_DIR/emulators.sh" start)"
+emulators_start
 
 log "running; the functions run with a Lambda-like environment, not this shell's"
 target/release/bench --update BENCHMARKS.md "$@"

@@ -2,88 +2,12 @@
 //! production paths (router table in Cargo.toml) and each request runs the
 //! binary API Gateway would invoke, with `AUTH_MODE=dev` identity.
 
-use end_to_end::{dynamodb_endpoint, ses_endpoint, unix_now, AccountSpec, Stack, ACKNOWLEDGE_ALL};
+use end_to_end::{dynamodb_endpoint, unix_now, AccountSpec, Stack, ACKNOWLEDGE_ALL};
 use serde_json::{json, Value};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// `cargo lambda watch` in its own process group, stopped with it on drop.
-struct Watch {
-    child: Child,
-    base: String,
-}
-
-impl Watch {
-    fn start(table: &str) -> Watch {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let log_path = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .env("TABLE_NAME", table)
-            .env("AUTH_MODE", "dev")
-            .env(
-                "CODE_HMAC_SECRET",
-                "served-test-secret-0123456789abcdef-0123",
-            )
-            .env("SENDER_EMAIL", "no-reply@example.com")
-            .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
-            .env("AWS_ENDPOINT_URL_SESV2", ses_endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "local")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("cargo lambda is installed (make test installs it into .venv)");
-        let mut watch = Watch {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = watch.child.try_wait() {
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("cargo lambda watch exited ({status}); is .venv/bin on PATH (make test)?\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cargo lambda watch did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        watch
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        // SIGTERM to the group lets cargo-lambda stop the function processes.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        for _ in 0..50 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
-    }
-}
+mod watch;
+use watch::Watch;
 
 async fn send(
     http: &reqwest::Client,
@@ -116,7 +40,7 @@ async fn the_function_binaries_serve_a_complete_migration_over_http() {
             ..Default::default()
         })
         .await;
-    let watch = Watch::start(stack.app.store.table());
+    let watch = Watch::start(stack.app.store.table(), &dynamodb_endpoint());
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", watch.base);
     let post = reqwest::Method::POST;

@@ -1,7 +1,7 @@
 //! `cargo lambda watch` serving the real function binaries for one test
-//! file, as `served.rs` runs it, plus what the hostile-input and crash tests
-//! need: the function processes it spawned, killing one with SIGKILL, and
-//! starting a fresh one in its place.
+//! file (served, hostile and crash), plus what the hostile-input and crash
+//! tests need: the function processes it spawned, killing one with SIGKILL,
+//! and starting a fresh one in its place.
 //!
 //! Each test file includes this module and uses part of it.
 #![allow(dead_code)]
