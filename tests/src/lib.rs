@@ -292,6 +292,25 @@ impl Stack {
         invariants::violations(&invariants::scan(self).await, &self.app.policy)
     }
 
+    /// One item straight from the table (a strongly consistent read), for
+    /// tests that look at what was stored.
+    pub async fn stored_item(
+        &self,
+        key: contact_migration::store::item::Item,
+    ) -> Option<contact_migration::store::item::Item> {
+        self.app
+            .store
+            .client()
+            .get_item()
+            .table_name(self.app.store.table())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the table answers")
+            .item
+    }
+
     pub async fn stored_account(&self, id: &str) -> Account {
         self.app
             .store

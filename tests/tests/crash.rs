@@ -324,17 +324,8 @@ async fn closes_audited(stack: &Stack, account_id: &str) -> usize {
 
 async fn migrated_marker(stack: &Stack, contact: &Contact) -> Option<String> {
     stack
-        .app
-        .store
-        .client()
-        .get_item()
-        .table_name(stack.app.store.table())
-        .set_key(Some(item::migrated_marker_key(contact)))
-        .consistent_read(true)
-        .send()
+        .stored_item(item::migrated_marker_key(contact))
         .await
-        .unwrap()
-        .item
         .and_then(|it| item::get_s(&it, "account_id").map(str::to_owned))
 }
 
@@ -575,17 +566,8 @@ async fn crashed_invocations_leave_a_sound_table_and_the_flow_goes_on() {
 /// The completed migration of `pair`, read back through its marker.
 async fn first_id(stack: &Stack, pair: &Pair) -> String {
     stack
-        .app
-        .store
-        .client()
-        .get_item()
-        .table_name(stack.app.store.table())
-        .set_key(Some(item::migrated_marker_key(&pair.contact())))
-        .consistent_read(true)
-        .send()
+        .stored_item(item::migrated_marker_key(&pair.contact()))
         .await
-        .unwrap()
-        .item
         .and_then(|it| item::get_s(&it, "migration_id").map(str::to_owned))
         .expect("a marker names its migration")
 }

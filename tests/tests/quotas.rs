@@ -238,20 +238,10 @@ async fn resend_inside_the_cooldown_is_rate_limited() {
 
 /// The events recorded in one quota log, read straight from the table.
 async fn quota_events(stack: &Stack, kind: &str, subject: &str) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue;
+    let key = contact_migration::store::item::key(format!("QUOTA#{kind}#{subject}"), "QUOTA");
     stack
-        .app
-        .store
-        .client()
-        .get_item()
-        .table_name(stack.app.store.table())
-        .key("pk", AttributeValue::S(format!("QUOTA#{kind}#{subject}")))
-        .key("sk", AttributeValue::S("QUOTA".into()))
-        .consistent_read(true)
-        .send()
+        .stored_item(key)
         .await
-        .expect("the table answers")
-        .item
         .and_then(|it| it.get("hits").and_then(|h| h.as_l().ok()).map(Vec::len))
         .unwrap_or(0)
 }
