@@ -532,7 +532,7 @@ fn machine(out: &mut String) {
     writeln!(out, "### Machine\n").unwrap();
     writeln!(
         out,
-        "- {} UTC; {nproc} CPUs ({cpu}), {memory} memory; Linux {}; {rustc}",
+        "- {}; {nproc} CPUs ({cpu}), {memory} memory; Linux {}; {rustc}",
         contact_migration::domain::rfc3339(end_to_end::unix_now()),
         read("/proc/sys/kernel/osrelease").trim()
     )
