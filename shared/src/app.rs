@@ -2,7 +2,7 @@
 //! once per process and shared by reference with every invocation.
 
 use crate::domain::quota::{Hit, Quota, QuotaKind};
-use crate::domain::{CodeKey, Contact, Error, Migration, Policy, Timestamp};
+use crate::domain::{Account, CodeKey, Contact, Error, Migration, Policy, Timestamp};
 use crate::notify::{Courier, Message, Notice};
 use crate::store::Store;
 
@@ -22,6 +22,20 @@ pub struct Reservation {
     taken: Vec<(QuotaKind, String, Hit, i64)>,
 }
 
+/// Migration ids are UUIDs; anything else is no migration, without a read.
+fn ensure_migration_id(id: &str) -> Result<(), Error> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| Error::MigrationNotFound)
+}
+
+/// The migration if it exists and belongs to `caller`: one 404 either way.
+fn owned(migration: Option<Migration>, caller: &str) -> Result<Migration, Error> {
+    let migration = migration.ok_or(Error::MigrationNotFound)?;
+    migration.ensure_owner(caller)?;
+    Ok(migration)
+}
+
 /// The quota subject of a contact.
 pub fn contact_subject(contact: &Contact) -> String {
     format!("{}#{}", contact.channel(), contact.value())
@@ -31,16 +45,19 @@ impl App {
     /// The migration `id` if it exists and belongs to `caller`; otherwise the
     /// same 404 either way, so ids cannot be probed.
     pub async fn owned_migration(&self, caller: &str, id: &str) -> Result<Migration, Error> {
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(Error::MigrationNotFound);
-        }
-        let migration = self
-            .store
-            .migration(id)
-            .await?
-            .ok_or(Error::MigrationNotFound)?;
-        migration.ensure_owner(caller)?;
-        Ok(migration)
+        ensure_migration_id(id)?;
+        owned(self.store.migration(id).await?, caller)
+    }
+
+    /// [`App::owned_migration`] and the caller's account, in one round trip.
+    pub async fn owned_migration_and_account(
+        &self,
+        caller: &str,
+        id: &str,
+    ) -> Result<(Migration, Option<Account>), Error> {
+        ensure_migration_id(id)?;
+        let (migration, account) = self.store.migration_and_account(id, caller).await?;
+        Ok((owned(migration, caller)?, account))
     }
 
     /// Takes one event from each quota, all or none (one conditional write):

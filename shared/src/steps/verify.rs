@@ -41,12 +41,11 @@ pub async fn verify(
     now: Timestamp,
 ) -> Result<Verified, Error> {
     let account_id = caller.account_id.as_str();
-    let migration = app.owned_migration(account_id, migration_id).await?;
+    let (migration, main) = app
+        .owned_migration_and_account(account_id, migration_id)
+        .await?;
     migration.check_verifiable(now, &app.policy)?;
-    let main = app
-        .store
-        .account(account_id)
-        .await?
+    let main = main
         .filter(|a| a.is_active())
         .ok_or(Error::AccountNotActive)?;
     let secret = main

@@ -322,6 +322,29 @@ impl Store {
 
     // ---- migrations -----------------------------------------------------
 
+    /// A migration and an account in one round trip (verification needs
+    /// both before it counts an attempt).
+    pub async fn migration_and_account(
+        &self,
+        migration_id: &str,
+        account_id: &str,
+    ) -> Result<(Option<Migration>, Option<Account>), Error> {
+        let (migration_key, account_key) = (
+            item::migration_key(migration_id),
+            item::account_key(account_id),
+        );
+        let mut found = self
+            .get_many(vec![migration_key.clone(), account_key.clone()])
+            .await?;
+        let migration = Store::take(&mut found, &migration_key)
+            .map(|it| item::migration_from_item(&it))
+            .transpose()?;
+        let account = Store::take(&mut found, &account_key)
+            .map(|it| item::account_from_item(&it))
+            .transpose()?;
+        Ok((migration, account))
+    }
+
     pub async fn migration(&self, migration_id: &str) -> Result<Option<Migration>, Error> {
         self.get(item::migration_key(migration_id))
             .await?
