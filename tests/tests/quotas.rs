@@ -2,8 +2,8 @@
 //! requests: stored in DynamoDB, taken with conditional writes, so no number
 //! of concurrent requests gets past one.
 
-use contact_migration::domain::Policy;
-use end_to_end::{all, unique_email, unix_now, Answer, Stack};
+use contact_migration::domain::{Policy, Timestamp};
+use end_to_end::{all, unique_email, unix_now, Answer, Stack, TestAccount};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -59,18 +59,24 @@ fn sends_policy() -> Policy {
     policy
 }
 
-#[tokio::test]
-async fn a_contact_receives_at_most_ten_code_messages_a_day() {
+/// A main account whose email has had its ten code messages of the day:
+/// ten starts, each sending one code to it (starts do not bind).
+async fn ten_messages_sent() -> (Stack, TestAccount, Timestamp) {
     let stack = Stack::with_policy(sends_policy()).await;
     let main = stack
         .main_account(contact_migration::domain::Channel::Email)
         .await;
     let now = unix_now();
-    // Every start sends one code to the main account's own email.
     for i in 0..10 {
         let started = stack.start(&main, &unique_email("s"), now + i).await;
         assert_eq!(started.status, 201, "send {}: {started:?}", i + 1);
     }
+    (stack, main, now)
+}
+
+#[tokio::test]
+async fn a_contact_receives_at_most_ten_code_messages_a_day() {
+    let (stack, main, now) = ten_messages_sent().await;
     let eleventh = stack.start(&main, &unique_email("s"), now + 20).await;
     assert_eq!(
         (eleventh.status, eleventh.error_code()),
@@ -248,15 +254,7 @@ async fn quota_events(stack: &Stack, kind: &str, subject: &str) -> usize {
 
 #[tokio::test]
 async fn a_refused_start_takes_nothing_from_the_other_quotas() {
-    let stack = Stack::with_policy(sends_policy()).await;
-    let main = stack
-        .main_account(contact_migration::domain::Channel::Email)
-        .await;
-    let now = unix_now();
-    for i in 0..10 {
-        let started = stack.start(&main, &unique_email("r"), now + i).await;
-        assert_eq!(started.status, 201, "start {}: {started:?}", i + 1);
-    }
+    let (stack, main, now) = ten_messages_sent().await;
     assert_eq!(quota_events(&stack, "starts", &main.id).await, 10);
     // Refused by the send quota of the main account's email ...
     let new_contact = unique_email("r");
