@@ -5,7 +5,7 @@
 use aws_sdk_sesv2::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sesv2::config::{ConfigBag, Intercept, RuntimeComponents};
 use contact_migration::domain::{Channel, Timestamp};
-use contact_migration::http::{serve, AuthMode};
+use contact_migration::http::{serve, AuthMode, Endpoint};
 use contact_migration::App;
 use end_to_end::{
     api_gateway_event, first_six_digit_number, Stack, TestAccount, ACKNOWLEDGE_ALL, ALL_ENDPOINTS,
@@ -15,41 +15,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The steps of PRODUCT.md §2, in the order of the tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Step {
-    Start,
-    Resend,
-    Verify,
-    Migrate,
-    Close,
-    Get,
-    Cancel,
-}
-
-impl Step {
-    pub const ALL: [Step; 7] = [
-        Step::Start,
-        Step::Resend,
-        Step::Verify,
-        Step::Migrate,
-        Step::Close,
-        Step::Get,
-        Step::Cancel,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Start => "start",
-            Step::Resend => "resend",
-            Step::Verify => "verify",
-            Step::Migrate => "migrate",
-            Step::Close => "close",
-            Step::Get => "get",
-            Step::Cancel => "cancel",
-        }
-    }
-}
+/// The steps, in the order of the tables.
+pub const STEPS: [Endpoint; 7] = [
+    Endpoint::Start,
+    Endpoint::Resend,
+    Endpoint::Verify,
+    Endpoint::Migrate,
+    Endpoint::Close,
+    Endpoint::Get,
+    Endpoint::Cancel,
+];
 
 /// One request: method, path, JSON body.
 #[derive(Debug, Clone)]

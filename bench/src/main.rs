@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flow::{median, percentile, Step};
+use flow::{median, percentile};
 use init::{Job, Target};
 
 const FUNCTIONS: [(&str, Job); 4] = [
@@ -383,7 +383,7 @@ async fn run(o: &Options) -> String {
     .unwrap();
     writeln!(out, "| step | p50 ms | p99 ms | max ms |").unwrap();
     writeln!(out, "|---|---:|---:|---:|").unwrap();
-    for step in Step::ALL {
+    for step in flow::STEPS {
         let s = &latency[&step];
         writeln!(
             out,

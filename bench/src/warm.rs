@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::flow::{self, call, expect, CodeTrap, Inbox, Pair, Req, Step};
+use crate::flow::{self, call, expect, CodeTrap, Inbox, Pair, Req};
+use contact_migration::http::Endpoint;
 
 /// `migrations` complete flows one after another; every step timed in the
 /// handler alone (account set-up and reading codes are not timed).
-pub async fn latency(stack: &Stack, migrations: usize) -> BTreeMap<Step, Vec<Duration>> {
+pub async fn latency(stack: &Stack, migrations: usize) -> BTreeMap<Endpoint, Vec<Duration>> {
     let app = &stack.app;
     let inbox = Inbox::emulator();
-    let mut samples: BTreeMap<Step, Vec<Duration>> = BTreeMap::new();
-    let mut record = |step: Step, took: Duration| samples.entry(step).or_default().push(took);
+    let mut samples: BTreeMap<Endpoint, Vec<Duration>> = BTreeMap::new();
+    let mut record = |step: Endpoint, took: Duration| samples.entry(step).or_default().push(took);
     for i in 0..migrations {
         let now = unix_now();
         let later = now + app.policy.resend_cooldown + 1;
@@ -26,13 +27,13 @@ pub async fn latency(stack: &Stack, migrations: usize) -> BTreeMap<Step, Vec<Dur
         let main = pair.main.id.clone();
 
         let started = expect(app, &main, &Req::start(&pair.duplicate.email), now, 201).await;
-        record(Step::Start, started.took);
+        record(Endpoint::Start, started.took);
         let id = started.body["migration_id"].as_str().unwrap().to_owned();
         inbox
             .codes(&pair.duplicate.email, &pair.main, now - 2)
             .await;
         record(
-            Step::Resend,
+            Endpoint::Resend,
             expect(app, &main, &Req::resend(&id), later, 200).await.took,
         );
         let codes = inbox
@@ -41,17 +42,17 @@ pub async fn latency(stack: &Stack, migrations: usize) -> BTreeMap<Step, Vec<Dur
         let prepared = flow::Prepared { pair, id, codes };
         let id = &prepared.id;
         for (step, req) in [
-            (Step::Verify, prepared.verify(later)),
-            (Step::Migrate, Req::migrate(id)),
-            (Step::Close, Req::close(id)),
-            (Step::Get, Req::get(id)),
+            (Endpoint::Verify, prepared.verify(later)),
+            (Endpoint::Migrate, Req::migrate(id)),
+            (Endpoint::Close, Req::close(id)),
+            (Endpoint::Get, Req::get(id)),
         ] {
             record(step, expect(app, &main, &req, later, 200).await.took);
         }
         let other = expect(app, &main, &Req::start(&unique_email("cancel")), now, 201).await;
         let other = other.body["migration_id"].as_str().unwrap().to_owned();
         record(
-            Step::Cancel,
+            Endpoint::Cancel,
             expect(app, &main, &Req::cancel(&other), now, 200)
                 .await
                 .took,

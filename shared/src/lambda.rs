@@ -122,7 +122,7 @@ impl HttpClient for DeferredHttpClient {
 }
 
 /// The Amazon Trust Services root certificates (see the file's header).
-pub const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
+const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
 
 fn trust_store(roots: TlsRoots) -> TrustStore {
     match roots {
@@ -183,14 +183,6 @@ pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
     }
 }
 
-/// The service from configuration and the standard AWS environment,
-/// including the code key (read from SSM when configured so).
-pub async fn app_from_env(config: &Config) -> Result<App, lambda_http::Error> {
-    let aws = sdk_config(config.tls_roots).await;
-    let codes = resolve_code_key(&aws, &config.code_key).await?;
-    Ok(app(&aws, config, codes))
-}
-
 /// Runs a Lambda function that serves `endpoints`.
 ///
 /// Init reads the configuration and the code key, so a bad one fails init,
@@ -205,11 +197,9 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
     let config = Config::from_env()?;
     let aws = sdk_config(config.tls_roots).await;
     let codes = resolve_code_key(&aws, &config.code_key).await?;
-    let app = LazyLock::new({
-        let config = config.clone();
-        move || app(&aws, &config, codes)
-    });
-    let (app, auth) = (&app, config.auth);
+    let auth = config.auth;
+    let app = LazyLock::new(move || app(&aws, &config, codes));
+    let app = &app;
     let handler = service_fn(move |request: Request| async move {
         let app: &App = app;
         Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)

@@ -1,7 +1,7 @@
 use lambda_http::http::Method;
 
 /// The endpoints of PRODUCT.md §3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     Start,
     Resend,

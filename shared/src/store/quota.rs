@@ -2,12 +2,10 @@
 //! only if its version is still the one read (optimistic concurrency), so the
 //! limit holds under any number of parallel requests.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::time::Duration;
 
 use super::item::{self, n, s};
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-
 use super::{build_error, is_condition_failure, key_of, sdk_error, Refusal, Store};
 use crate::domain::quota::{Hit, Quota, QuotaKind};
 use crate::domain::{Error, Timestamp};
