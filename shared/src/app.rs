@@ -60,6 +60,13 @@ impl App {
         Ok((owned(migration, caller)?, account))
     }
 
+    /// The account's TOTP secret (base32) for checking a code; `None` when
+    /// no authenticator app is enrolled. Only the steps that check TOTP codes
+    /// (verify, close) ask for it.
+    pub async fn totp_secret(&self, account: &Account) -> Result<Option<String>, Error> {
+        Ok(account.totp_secret.clone())
+    }
+
     /// Takes one event from each quota, all or none (one conditional write):
     /// a refusal takes nothing and answers `rate_limited`.
     pub async fn reserve(

@@ -58,6 +58,11 @@ impl Account {
             .or_else(|| self.contact(channel.other()))
     }
 
+    /// Whether an authenticator app is enrolled (no secret is read for it).
+    pub fn has_totp(&self) -> bool {
+        self.totp_secret.is_some()
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == AccountStatus::Active
     }

@@ -107,7 +107,7 @@ pub async fn start(
         .await?
         .filter(|a| a.is_active())
         .ok_or(Error::AccountNotActive)?;
-    if main.totp_secret.is_none() {
+    if !main.has_totp() {
         return Err(Error::TwoFactorRequired);
     }
     if main.contact(request.channel) == Some(&new_contact) {

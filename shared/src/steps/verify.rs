@@ -48,9 +48,9 @@ pub async fn verify(
     let main = main
         .filter(|a| a.is_active())
         .ok_or(Error::AccountNotActive)?;
-    let secret = main
-        .totp_secret
-        .as_deref()
+    let secret = app
+        .totp_secret(&main)
+        .await?
         .ok_or(Error::TwoFactorRequired)?;
 
     // Every attempt holds a slot of the account's failure quota until it is
@@ -101,7 +101,7 @@ pub async fn verify(
         &request.current_contact_code,
         &migration.current_code_digest,
     );
-    let totp = totp::accept(secret, &request.totp_code, now, main.totp_last_step);
+    let totp = totp::accept(&secret, &request.totp_code, now, main.totp_last_step);
 
     let step = match totp {
         Ok(step) if new_ok && current_ok => step,
