@@ -50,13 +50,18 @@ impl App {
     }
 
     /// [`App::owned_migration`] and the caller's account, in one round trip.
-    pub async fn owned_migration_and_account(
+    /// Every step starts here: the account must be active, so a closed
+    /// account's still-valid token does nothing.
+    pub async fn active_caller_migration(
         &self,
         caller: &str,
         id: &str,
-    ) -> Result<(Migration, Option<Account>), Error> {
+    ) -> Result<(Migration, Account), Error> {
         ensure_migration_id(id)?;
         let (migration, account) = self.store.migration_and_account(id, caller).await?;
+        let account = account
+            .filter(Account::is_active)
+            .ok_or(Error::AccountNotActive)?;
         Ok((owned(migration, caller)?, account))
     }
 

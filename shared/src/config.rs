@@ -40,13 +40,16 @@ pub enum TlsRoots {
     System,
 }
 
-/// Where the key one-time codes are hashed with comes from.
+/// Where the key one-time codes are hashed with comes from, with the key it
+/// replaced (so codes already sent survive a rotation).
 #[derive(Clone)]
 pub enum CodeKeySource {
-    /// `CODE_HMAC_SECRET`: the key itself, for local development and tests.
+    /// `CODE_HMAC_SECRET` (and `CODE_HMAC_SECRET_PREVIOUS` during a
+    /// rotation): the keys themselves, for local development and tests.
     Env(CodeKey),
     /// `CODE_HMAC_SECRET_PARAMETER`: the name of an SSM SecureString holding
     /// it, read once at init (production; the template never holds the key).
+    /// Its latest version is the key; the version before, the previous key.
     Ssm(String),
 }
 
@@ -81,6 +84,44 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
     }
 }
 
+/// `AUTH_MODE=dev` lets a header name the caller: never in a real Lambda.
+/// Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set) it is refused, so init
+/// fails, unless DynamoDB is a loopback endpoint: `cargo lambda watch` sets
+/// the Lambda variables too, and a function whose table is on 127.0.0.1 can
+/// only be the local stack.
+fn auth_mode() -> Result<AuthMode, ConfigError> {
+    if env::var("AUTH_MODE").as_deref() != Ok("dev") {
+        return Ok(AuthMode::Jwt);
+    }
+    let in_lambda = env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
+    let local_table = env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .ok()
+        .is_some_and(|url| is_loopback_url(&url));
+    if in_lambda && !local_table {
+        return Err(ConfigError::Invalid(
+            "AUTH_MODE",
+            "\"dev\" is for the local stack only and is refused inside Lambda".into(),
+        ));
+    }
+    Ok(AuthMode::Dev)
+}
+
+/// `http://127.0.0.1:8000`, `http://localhost:8000/`, `http://[::1]:8000`.
+fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let defaults = Policy::default();
@@ -89,19 +130,26 @@ impl Config {
             .filter(|v| !v.is_empty())
         {
             Some(name) => CodeKeySource::Ssm(name),
-            None => CodeKeySource::Env(code_key(
-                &required("CODE_HMAC_SECRET")?,
-                "CODE_HMAC_SECRET",
-            )?),
+            None => {
+                let key = code_key(&required("CODE_HMAC_SECRET")?, "CODE_HMAC_SECRET")?;
+                CodeKeySource::Env(
+                    match env::var("CODE_HMAC_SECRET_PREVIOUS")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                    {
+                        Some(previous) => {
+                            key.replacing(code_key(&previous, "CODE_HMAC_SECRET_PREVIOUS")?)
+                        }
+                        None => key,
+                    },
+                )
+            }
         };
         Ok(Config {
             table_name: required("TABLE_NAME")?,
             sender_email: required("SENDER_EMAIL")?,
             sms_sender_id: env::var("SMS_SENDER_ID").ok().filter(|v| !v.is_empty()),
-            auth: match env::var("AUTH_MODE").as_deref() {
-                Ok("dev") => AuthMode::Dev,
-                _ => AuthMode::Jwt,
-            },
+            auth: auth_mode()?,
             code_key,
             tls_roots: match env::var("TLS_ROOTS").as_deref() {
                 Err(_) | Ok("" | "amazon") => TlsRoots::Amazon,
@@ -142,5 +190,32 @@ impl Config {
                 },
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_endpoints_count_as_the_local_stack() {
+        for local in [
+            "http://127.0.0.1:8000",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback_url(local), "{local}");
+        }
+        for remote in [
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "http://10.0.0.1:8000",
+            "http://127.0.0.1.example.com:8000",
+            "http://localhost.example.com",
+            "https://127.0.0.1:8000",
+            "",
+        ] {
+            assert!(!is_loopback_url(remote), "{remote}");
+        }
     }
 }

@@ -67,33 +67,54 @@ pub fn now() -> Timestamp {
 }
 
 /// The code key from its source: as given, or read from SSM Parameter Store
-/// with decryption.
+/// with decryption. From SSM, one `GetParameterHistory` gives the latest
+/// version (the key) and the one before it (the previous key, still accepted
+/// for codes sent before a rotation); a rotation is a plain
+/// `put-parameter --overwrite`, picked up by each function's next start.
 pub async fn resolve_code_key(
     aws: &aws_config::SdkConfig,
     source: &CodeKeySource,
 ) -> Result<CodeKey, lambda_http::Error> {
-    match source {
-        CodeKeySource::Env(key) => Ok(key.clone()),
-        CodeKeySource::Ssm(name) => {
-            let out = aws_sdk_ssm::Client::new(aws)
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "reading the code key parameter {name}: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            let value = out
-                .parameter
-                .and_then(|p| p.value)
-                .ok_or_else(|| format!("the code key parameter {name} has no value"))?;
-            Ok(code_key(&value, "CODE_HMAC_SECRET_PARAMETER")?)
-        }
+    let name = match source {
+        CodeKeySource::Env(key) => return Ok(key.clone()),
+        CodeKeySource::Ssm(name) => name,
+    };
+    let failed = |e: &dyn std::fmt::Display| format!("reading the code key parameter {name}: {e}");
+    // Oldest first, a page at a time: the last two versions are wanted.
+    let mut versions: Vec<(i64, String)> = Vec::new();
+    let mut pages = aws_sdk_ssm::Client::new(aws)
+        .get_parameter_history()
+        .name(name)
+        .with_decryption(true)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed(&aws_sdk_ssm::error::DisplayErrorContext(&e)))?;
+        versions.extend(
+            page.parameters
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| Some((p.version, p.value?))),
+        );
+        versions.sort_by_key(|(version, _)| *version);
+        let keep = versions.len().saturating_sub(2);
+        versions.drain(..keep);
     }
+    let mut versions = versions.into_iter().rev();
+    let (_, latest) = versions
+        .next()
+        .ok_or_else(|| format!("the code key parameter {name} has no value"))?;
+    let key = code_key(&latest, "CODE_HMAC_SECRET_PARAMETER")?;
+    Ok(match versions.next() {
+        // A previous version too short to be a key is one from before keys
+        // had to be long; codes made with it cannot exist.
+        Some((_, previous)) => match code_key(&previous, "CODE_HMAC_SECRET_PARAMETER") {
+            Ok(previous) => key.replacing(previous),
+            Err(_) => key,
+        },
+        None => key,
+    })
 }
 
 /// The SDK's HTTPS client (rustls, native root certificates), deferring all

@@ -44,6 +44,11 @@ fn sample(name: &str) -> Value {
     serde_json::from_str(&sample_text(name)).expect("sample is JSON")
 }
 
+/// A sample's JSON body.
+fn sample_body(name: &str) -> Value {
+    serde_json::from_str(sample(name)["body"].as_str().expect("a body")).expect("JSON body")
+}
+
 fn functions_serving(endpoint: Endpoint) -> usize {
     FUNCTIONS
         .iter()
@@ -237,7 +242,10 @@ async fn samples_drive_a_whole_migration_through_their_functions() {
     assert_eq!(migrated.status, 200, "{migrated:?}");
     assert_eq!(migrated.body["state"], "awaiting_confirmation");
 
-    let closed = send(&stack, "close", &main, Some(&id), None, t1).await;
+    assert_eq!(migrated.body["duplicate_two_factor_required"], true);
+    let mut close = sample_body("close");
+    close["duplicate_totp_code"] = json!(duplicate.totp_at(t1));
+    let closed = send(&stack, "close", &main, Some(&id), Some(close), t1).await;
     assert_eq!(closed.status, 200, "{closed:?}");
     assert_eq!(closed.body["state"], "completed");
     assert_eq!(closed.body["closed_account_id"], duplicate.id.as_str());
@@ -266,13 +274,12 @@ async fn samples_drive_a_whole_migration_through_their_functions() {
 async fn samples_as_shipped_name_no_real_account_or_migration() {
     let stack = Stack::new().await;
     let now = unix_now();
-    for (name, endpoint, served) in SAMPLES {
+    for (name, _, served) in SAMPLES {
         let request = lambda_http::request::from_str(&sample_text(name)).unwrap();
         let answer = invoke(&stack, served, request, now).await;
-        let (status, code) = match endpoint {
-            Endpoint::Start => (403, "account_not_active"),
-            _ => (404, "migration_not_found"),
-        };
+        // The samples' caller has no account here, and every step first
+        // checks that the caller's account is active.
+        let (status, code) = (403, "account_not_active");
         assert_eq!(answer.status, status, "{name}: {answer:?}");
         assert_eq!(answer.body["error"]["code"], code, "{name}");
     }

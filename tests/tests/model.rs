@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of API operations from two
 //! main accounts against two duplicates, with right, wrong, replayed and
 //! stale codes, expiry through the injected clock, identity-verification
-//! granted mid-flow and concurrent closes. A model of the rules predicts
+//! granted mid-flow, concurrent closes, and closures that need (right,
+//! wrong or missing) codes of the duplicate's own authenticator. A model of the rules predicts
 //! every answer; the table's invariants are checked after every step; a
 //! failing sequence shrinks to a minimal one.
 //!
@@ -35,6 +36,14 @@ enum Codes {
     PreviousTotp,
 }
 
+/// The duplicate's authenticator code sent with a close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DuplicateCode {
+    Right,
+    Wrong,
+    Absent,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Start {
@@ -59,6 +68,7 @@ enum Op {
         main: usize,
         migration: usize,
         acknowledged: bool,
+        duplicate_code: DuplicateCode,
     },
     RaceClose {
         migration: usize,
@@ -91,8 +101,9 @@ fn op() -> impl Strategy<Value = Op> {
                 1 => Just(Codes::WrongTotp), 1 => Just(Codes::PreviousTotp)])
             .prop_map(|(main, migration, codes)| Op::Verify { main, migration, codes }),
         3 => (main.clone(), migration.clone()).prop_map(|(main, migration)| Op::Migrate { main, migration }),
-        3 => (main.clone(), migration.clone(), prop::bool::weighted(0.85))
-            .prop_map(|(main, migration, acknowledged)| Op::Close { main, migration, acknowledged }),
+        3 => (main.clone(), migration.clone(), prop::bool::weighted(0.85), prop_oneof![
+                6 => Just(DuplicateCode::Right), 1 => Just(DuplicateCode::Wrong), 1 => Just(DuplicateCode::Absent)])
+            .prop_map(|(main, migration, acknowledged, duplicate_code)| Op::Close { main, migration, acknowledged, duplicate_code }),
         1 => migration.clone().prop_map(|migration| Op::RaceClose { migration }),
         1 => (main.clone(), migration.clone()).prop_map(|(main, migration)| Op::Cancel { main, migration }),
         1 => (main.clone(), migration.clone()).prop_map(|(main, migration)| Op::Get { main, migration }),
@@ -168,6 +179,7 @@ struct ModelMigration {
     channel: Channel,
     new_contact: String,
     current_contact: String,
+    current_channel: Channel,
     state: State,
     attempts: u32,
     sends: u32,
@@ -177,6 +189,8 @@ struct ModelMigration {
     duplicate: Option<usize>,
     previous: Option<String>,
     duplicate_other: Option<String>,
+    /// `migrate`'s snapshot: the duplicate has an authenticator enrolled.
+    two_factor: bool,
     codes: (String, String),
     closed_answer: Option<serde_json::Value>,
 }
@@ -212,7 +226,8 @@ impl Expect {
 
 struct World {
     stack: Arc<Stack>,
-    /// 0, 1: main accounts; 2, 3: duplicates (3 has identity verification).
+    /// 0, 1: main accounts; 2, 3: duplicates (2 has an authenticator and
+    /// assets, 3 identity verification).
     accounts: Vec<ModelAccount>,
     migrations: Vec<ModelMigration>,
     migrated: HashSet<String>,
@@ -252,7 +267,6 @@ impl World {
             },
             AccountSpec {
                 phone: true,
-                no_totp: true,
                 assets: true,
                 ..AccountSpec::default()
             },
@@ -340,10 +354,12 @@ impl World {
                 let id = self.migrations[index].id.clone();
                 if self.migrations[index].owner != main {
                     let answer = match op {
-                        Op::Close {
-                            acknowledged: false,
-                            ..
-                        } => return self.close(main, index, false).await,
+                        Op::Close { .. } => {
+                            let body = json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true});
+                            self.stack
+                                .step(&self.accounts[main].real, &id, "close", body, now)
+                                .await
+                        }
                         Op::Get { .. } => {
                             self.stack
                                 .call(
@@ -367,7 +383,11 @@ impl World {
                     Op::Resend { .. } => self.resend(index).await,
                     Op::Verify { codes, .. } => self.verify(index, codes).await,
                     Op::Migrate { .. } => self.migrate(index).await,
-                    Op::Close { acknowledged, .. } => self.close(main, index, acknowledged).await,
+                    Op::Close {
+                        acknowledged,
+                        duplicate_code,
+                        ..
+                    } => self.close(main, index, acknowledged, duplicate_code).await,
                     Op::RaceClose { .. } => self.race_close(index).await,
                     Op::Cancel { .. } => self.cancel(index).await,
                     Op::Get { .. } => {
@@ -424,11 +444,12 @@ impl World {
             return check(&op, &Expect::one(409, "contact_already_yours"), &answer);
         }
         check(&op, &Expect::ok(201), &answer)?;
-        let current_contact = account
-            .contact(channel)
-            .or(account.contact(channel.other()))
-            .cloned()
-            .unwrap();
+        let current_channel = if account.contact(channel).is_some() {
+            channel
+        } else {
+            channel.other()
+        };
+        let current_contact = account.contact(current_channel).cloned().unwrap();
         let codes = self.stack.codes(&new_contact, &current_contact).await;
         self.migrations.push(ModelMigration {
             id: answer.body["migration_id"].as_str().unwrap().to_owned(),
@@ -436,6 +457,7 @@ impl World {
             channel,
             new_contact,
             current_contact,
+            current_channel,
             state: State::CodesSent,
             attempts: 0,
             sends: 1,
@@ -445,6 +467,7 @@ impl World {
             duplicate: None,
             previous: None,
             duplicate_other: None,
+            two_factor: false,
             codes,
             closed_answer: None,
         });
@@ -536,6 +559,10 @@ impl World {
         if now >= m.expires {
             return check(&op, &Expect::one(410, "codes_expired"), &answer);
         }
+        if self.accounts[owner].contact(m.current_channel) != Some(&m.current_contact) {
+            // The current-contact code went to a contact the account has since given up.
+            return check(&op, &Expect::one(409, "state_changed"), &answer);
+        }
         self.migrations[index].attempts += 1;
         let last = self.accounts[owner].last_step;
         let totp_ok = totp_step.filter(|s| last.is_none_or(|l| *s > l));
@@ -557,6 +584,8 @@ impl World {
         };
         match self.owner_of(channel, &new_contact) {
             Some(o) if o == owner => {
+                // The right TOTP code was checked, so it is spent.
+                self.accounts[owner].last_step = Some(step);
                 check(&op, &Expect::one(409, "contact_already_yours"), &answer)
             }
             None => {
@@ -640,6 +669,7 @@ impl World {
             return check(&op, &Expect::one(409, "state_changed"), &answer);
         }
         check(&op, &Expect::ok(200), &answer)?;
+        let two_factor = self.accounts[duplicate].real.totp_secret.is_some();
         if state == State::Verified {
             let previous = self.accounts[m.owner].contact(m.channel).cloned();
             let other = self.accounts[duplicate].contact(m.channel.other()).cloned();
@@ -647,22 +677,73 @@ impl World {
             m.state = State::Awaiting;
             m.previous = previous;
             m.duplicate_other = other;
+            m.two_factor = two_factor;
         }
+        prop_assert_eq!(
+            answer.body["duplicate_two_factor_required"].as_bool(),
+            Some(two_factor)
+        );
         Ok(())
     }
 
-    /// What a close of migration `index` is allowed to answer, before it runs.
-    fn expect_close(&self, index: usize) -> (Expect, bool) {
+    /// The duplicate's authenticator code a close sends.
+    fn duplicate_code(&self, index: usize, kind: DuplicateCode) -> Option<String> {
+        let duplicate = self.migrations[index].duplicate?;
+        let secret = self.accounts[duplicate].real.totp_secret.as_deref()?;
+        let code = |at| totp::code_at(secret, at).unwrap();
+        match kind {
+            DuplicateCode::Absent => None,
+            DuplicateCode::Right => Some(code(self.now)),
+            DuplicateCode::Wrong => {
+                let mut wrong = shifted(&code(self.now));
+                while [-30, 0, 30].iter().any(|d| code(self.now + d) == wrong) {
+                    wrong = shifted(&wrong);
+                }
+                Some(wrong)
+            }
+        }
+    }
+
+    /// What one close of migration `index` may answer and whether it
+    /// commits, applying to the model what it does short of committing
+    /// (an attempt counted, a lock, the duplicate's code spent).
+    fn expect_close(
+        &mut self,
+        index: usize,
+        acknowledged: bool,
+        code: DuplicateCode,
+    ) -> (Expect, bool) {
         let now = self.now;
         let m = &self.migrations[index];
         if m.closed_answer.is_some() {
             return (Expect::ok(200), false);
+        }
+        if !acknowledged || (m.two_factor && code == DuplicateCode::Absent) {
+            return (Expect::one(422, "confirmation_required"), false);
         }
         let state = m.state_at(now);
         if state != State::Awaiting {
             return (state.refusal(), false);
         }
         let duplicate = m.duplicate.unwrap();
+        let mut spent = None;
+        if m.two_factor {
+            if m.attempts >= 5 {
+                return (Expect::one(423, "migration_locked"), false);
+            }
+            let step = (now / 30) as u64;
+            let unspent = self.accounts[duplicate].last_step.is_none_or(|l| step > l);
+            let m = &mut self.migrations[index];
+            m.attempts += 1;
+            if code != DuplicateCode::Right || !unspent {
+                if m.attempts >= 5 {
+                    m.state = State::Locked;
+                }
+                return (Expect::one(422, "invalid_codes"), false);
+            }
+            spent = Some(step);
+        }
+        let m = &self.migrations[index];
         let d = &self.accounts[duplicate];
         let main = &self.accounts[m.owner];
         let mut refusals = Vec::new();
@@ -686,6 +767,10 @@ impl World {
             || main.contact(m.channel) != m.previous.as_ref();
         if changed {
             refusals.push("state_changed");
+        }
+        // A right code is spent whether the closure commits or is refused.
+        if spent.is_some() {
+            self.accounts[duplicate].last_step = spent;
         }
         if refusals.is_empty() {
             return (Expect::ok(200), true);
@@ -721,13 +806,18 @@ impl World {
         main: usize,
         index: usize,
         acknowledged: bool,
+        duplicate_code: DuplicateCode,
     ) -> Result<(), TestCaseError> {
         let id = self.migrations[index].id.clone();
-        let body = if acknowledged {
-            json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true})
+        let acknowledged_warnings = if acknowledged {
+            ACKNOWLEDGE_ALL
         } else {
-            json!({"acknowledged_warnings": ["account_closure_permanent"], "confirm": true})
+            &ACKNOWLEDGE_ALL[..1]
         };
+        let mut body = json!({"acknowledged_warnings": acknowledged_warnings, "confirm": true});
+        if let Some(code) = self.duplicate_code(index, duplicate_code) {
+            body["duplicate_totp_code"] = json!(code);
+        }
         let answer = self
             .stack
             .step(&self.accounts[main].real, &id, "close", body, self.now)
@@ -736,12 +826,17 @@ impl World {
             main,
             migration: index,
             acknowledged,
+            duplicate_code,
         };
-        if !acknowledged {
-            return check(&op, &Expect::one(422, "confirmation_required"), &answer);
-        }
-        let (expect, commits) = self.expect_close(index);
+        let (expect, commits) = self.expect_close(index, acknowledged, duplicate_code);
         check(&op, &expect, &answer)?;
+        if answer.error_code() == "invalid_codes" {
+            let m = &self.migrations[index];
+            prop_assert_eq!(
+                answer.body["error"]["attempts_remaining"].as_u64(),
+                Some(u64::from(5 - m.attempts))
+            );
+        }
         if let Some(first) = &self.migrations[index].closed_answer {
             prop_assert_eq!(&answer.body, first, "a repeated close answers the same");
         }
@@ -751,10 +846,25 @@ impl World {
         Ok(())
     }
 
+    /// Two identical closes at once. With the duplicate's code, both count an
+    /// attempt and the order of their reads decides which of the allowed
+    /// answers each gets, so the model takes the attempts and the state from
+    /// the table afterwards.
     async fn race_close(&mut self, index: usize) -> Result<(), TestCaseError> {
-        let (expect, commits) = self.expect_close(index);
+        let two_factor = self.migrations[index].two_factor;
+        let attempts_before = self.migrations[index].attempts;
+        let (mut expect, commits) = self.expect_close(index, true, DuplicateCode::Right);
         let m = &self.migrations[index];
-        let body = json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true});
+        if two_factor && m.closed_answer.is_none() && m.state_at(self.now) == State::Awaiting {
+            // The other racer's code may be spent first (a replay), or its
+            // attempt may be the one too many.
+            expect.0.insert((422, "invalid_codes".to_owned()));
+            expect.0.insert((423, "migration_locked".to_owned()));
+        }
+        let mut body = json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true});
+        if let Some(code) = self.duplicate_code(index, DuplicateCode::Right) {
+            body["duplicate_totp_code"] = json!(code);
+        }
         let tasks: Vec<_> = (0..2)
             .map(|_| {
                 let (stack, owner, id, body, now) = (
@@ -786,12 +896,27 @@ impl World {
             check(&op, &expect, answer)?;
         }
         if commits {
-            prop_assert_eq!(
-                &answers[0].body,
-                &answers[1].body,
-                "both racers see the one commit"
+            let done: Vec<_> = answers.iter().filter(|a| a.status == 200).collect();
+            prop_assert!(!done.is_empty(), "one racer commits: {:?}", answers);
+            prop_assert!(
+                done.iter().all(|a| a.body == done[0].body),
+                "every racer that succeeds sees the one commit: {:?}",
+                answers
             );
-            self.apply_close(index, &answers[0]);
+            self.apply_close(index, done[0]);
+        } else if two_factor && self.migrations[index].attempts > attempts_before {
+            let stored = self
+                .stack
+                .stored_item(contact_migration::store::item::migration_key(
+                    &self.migrations[index].id,
+                ))
+                .await
+                .expect("the migration is stored");
+            let m = &mut self.migrations[index];
+            m.attempts = contact_migration::store::item::get_n(&stored, "failed_attempts").unwrap();
+            if contact_migration::store::item::get_s(&stored, "state") == Some("locked") {
+                m.state = State::Locked;
+            }
         }
         Ok(())
     }

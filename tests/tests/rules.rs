@@ -383,7 +383,16 @@ async fn sends_per_migration_are_limited(ch: Channel) {
     }
     let sixth = stack.step(&main, id, "resend", json!({}), now + 300).await;
     assert_eq!((sixth.status, sixth.error_code()), (429, "rate_limited"));
-    assert!(sixth.retry_after.is_some());
+    // No later resend of this migration can succeed: a Retry-After would
+    // only invite a retry that ends in 410 once the codes expire.
+    assert_eq!(sixth.retry_after, None, "{sixth:?}");
+    assert!(sixth.body["error"].get("retry_after").is_none(), "{sixth:?}");
+    assert!(
+        sixth.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("start a new migration")),
+        "{sixth:?}"
+    );
 }
 
 async fn used_totp_code_is_refused(ch: Channel) {

@@ -1,6 +1,13 @@
 //! One-time codes: 6 digits from a CSPRNG, stored only as an HMAC-SHA256 under
 //! a server secret, bound to the migration and the side it was sent to, so a
 //! leaked table row reveals nothing and a code cannot be replayed elsewhere.
+//!
+//! The key is versioned: each digest names the key it was made with (a
+//! fingerprint of the key, never the key), and the service holds the current
+//! key and the one before it, so rotating the key does not turn codes already
+//! sent into failed attempts. A digest under a key the service no longer
+//! holds is unverifiable: the codes are treated as expired, and no attempt
+//! is counted.
 
 use hmac::{Hmac, KeyInit, Mac};
 use rand::{CryptoRng, Rng};
@@ -48,9 +55,14 @@ impl CodeSide {
     }
 }
 
-/// The server secret codes are keyed with.
+/// The server secret codes are keyed with, and the one it replaced.
 #[derive(Clone)]
-pub struct CodeKey(Vec<u8>);
+pub struct CodeKey {
+    secret: Vec<u8>,
+    /// Names the key in the digests it makes.
+    id: String,
+    previous: Option<Box<CodeKey>>,
+}
 
 impl fmt::Debug for CodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -64,11 +76,52 @@ impl CodeKey {
     /// Refuses keys shorter than 256 bits: the HMAC is only as strong as its key.
     pub fn new(secret: impl Into<Vec<u8>>) -> Option<CodeKey> {
         let secret = secret.into();
-        (secret.len() >= MIN_KEY_BYTES).then_some(CodeKey(secret))
+        if secret.len() < MIN_KEY_BYTES {
+            return None;
+        }
+        // A fingerprint: an HMAC of a constant, so it reveals nothing of the key.
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(b"code-key-id-v1");
+        let id = hex(&mac.finalize().into_bytes()[..4]);
+        Some(CodeKey {
+            secret,
+            id,
+            previous: None,
+        })
+    }
+
+    /// This key, still accepting digests made with `previous` (the key it
+    /// replaces); one generation back only.
+    pub fn replacing(self, previous: CodeKey) -> CodeKey {
+        CodeKey {
+            previous: Some(Box::new(CodeKey {
+                previous: None,
+                ..previous
+            })),
+            ..self
+        }
+    }
+
+    /// The key a stored digest was made with, if this service still holds
+    /// it. A digest without a key id predates versioning: the current key.
+    fn for_digest<'a>(&'a self, stored: &'a str) -> Option<(&'a CodeKey, &'a str)> {
+        let Some((id, digest)) = stored.split_once(':') else {
+            return Some((self, stored));
+        };
+        std::iter::once(self)
+            .chain(self.previous.as_deref())
+            .find(|key| key.id == id)
+            .map(|key| (key, digest))
+    }
+
+    /// Whether a stored digest can still be checked (its key is held).
+    pub fn holds_key_of(&self, stored: &str) -> bool {
+        self.for_digest(stored).is_some()
     }
 
     fn mac(&self, migration_id: &str, side: CodeSide, code: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0)
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
             .expect("HMAC-SHA256 accepts keys of any length");
         // Length-prefixed fields: no two (id, side, code) triples share an input.
         for part in ["code-v1", migration_id, side.label(), code] {
@@ -78,13 +131,14 @@ impl CodeKey {
         mac
     }
 
-    /// The stored form of a code: lowercase hex of the HMAC.
+    /// The stored form of a code: the key's id, `:`, and lowercase hex of
+    /// the HMAC under the current key.
     pub fn digest(&self, migration_id: &str, side: CodeSide, code: &OneTimeCode) -> String {
         let tag = self
             .mac(migration_id, side, code.as_str())
             .finalize()
             .into_bytes();
-        tag.iter().map(|b| format!("{b:02x}")).collect()
+        format!("{}:{}", self.id, hex(&tag))
     }
 
     /// Constant-time comparison of a submitted code against its stored digest.
@@ -95,13 +149,20 @@ impl CodeKey {
         submitted: &str,
         stored: &str,
     ) -> bool {
-        let Some(expected) = decode_hex(stored) else {
+        let Some((key, digest)) = self.for_digest(stored) else {
             return false;
         };
-        self.mac(migration_id, side, submitted)
+        let Some(expected) = decode_hex(digest) else {
+            return false;
+        };
+        key.mac(migration_id, side, submitted)
             .verify_slice(&expected)
             .is_ok()
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -160,8 +221,47 @@ mod tests {
     fn code_digest_does_not_contain_the_code() {
         let code = OneTimeCode("424242".into());
         let stored = key().digest("m1", CodeSide::NewContact, &code);
-        assert_eq!(stored.len(), 64);
+        assert_eq!(stored.len(), 8 + 1 + 64);
         assert!(!stored.contains("424242"));
+    }
+
+    #[test]
+    fn code_key_rotation_keeps_codes_made_with_the_previous_key() {
+        let code = OneTimeCode("123456".into());
+        let old = key();
+        let stored = old.digest("m1", CodeSide::NewContact, &code);
+        let rotated = CodeKey::new(vec![7u8; 32]).unwrap().replacing(old);
+        assert!(rotated.holds_key_of(&stored));
+        assert!(rotated.matches("m1", CodeSide::NewContact, "123456", &stored));
+        assert!(!rotated.matches("m1", CodeSide::NewContact, "123457", &stored));
+        // New codes are made with the new key.
+        let fresh = rotated.digest("m1", CodeSide::NewContact, &code);
+        assert!(!key().holds_key_of(&fresh));
+    }
+
+    #[test]
+    fn code_key_rotated_twice_no_longer_holds_the_oldest_key() {
+        let code = OneTimeCode("123456".into());
+        let stored = key().digest("m1", CodeSide::NewContact, &code);
+        let second = CodeKey::new(vec![7u8; 32]).unwrap().replacing(key());
+        let third = CodeKey::new(vec![9u8; 32]).unwrap().replacing(second);
+        assert!(!third.holds_key_of(&stored));
+        assert!(!third.matches("m1", CodeSide::NewContact, "123456", &stored));
+    }
+
+    #[test]
+    fn the_key_id_reveals_nothing_of_the_key() {
+        let k = key();
+        assert_eq!(k.id.len(), 8);
+        assert!(!hex(&k.secret).contains(&k.id));
+    }
+
+    #[test]
+    fn digests_from_before_key_versioning_are_checked_with_the_current_key() {
+        let code = OneTimeCode("123456".into());
+        let stored = key().digest("m1", CodeSide::NewContact, &code);
+        let (_, legacy) = stored.split_once(':').unwrap();
+        assert!(key().matches("m1", CodeSide::NewContact, "123456", legacy));
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub enum Error {
     MigrationLocked,
     #[error("too many requests; retry later")]
     RateLimited { retry_after: u64 },
+    #[error("this migration has sent all the codes it may; start a new migration")]
+    SendsExhausted,
     #[error("a code could not be delivered; try resending")]
     DeliveryFailed,
     /// The detail is for logs only; responses never carry it.

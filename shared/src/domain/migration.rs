@@ -85,8 +85,13 @@ pub struct Migration {
     pub duplicate_account_id: Option<String>,
     pub verified_at: Option<Timestamp>,
     pub confirm_by: Option<Timestamp>,
-    /// Snapshot taken by `migrate` for the assets warning.
+    /// Snapshot taken by `migrate` for the assets warning; the closure is
+    /// conditional on it being unchanged.
     pub duplicate_has_assets: Option<bool>,
+    /// Snapshot taken by `migrate`: the duplicate has an authenticator
+    /// enrolled, so the closure needs a code from it (PRODUCT.md §3). The
+    /// closure is conditional on enrolment being unchanged.
+    pub duplicate_two_factor_required: Option<bool>,
     /// The main account's contact on the channel when `migrate` ran; the
     /// closure releases it and is conditional on it being unchanged.
     pub previous_contact: Option<Contact>,
@@ -142,9 +147,9 @@ impl Migration {
             return Err(state.refusal());
         }
         if self.sends >= policy.max_sends {
-            return Err(Error::RateLimited {
-                retry_after: (self.codes_expire_at - now).max(1) as u64,
-            });
+            // No later resend of this migration can succeed: no Retry-After
+            // that would invite one.
+            return Err(Error::SendsExhausted);
         }
         let available_at = self.resend_available_at(policy);
         if now < available_at {
@@ -195,6 +200,11 @@ impl Migration {
         }
     }
 
+    /// Whether the closure must check a code of the duplicate's authenticator.
+    pub fn needs_duplicate_totp(&self) -> bool {
+        self.duplicate_two_factor_required == Some(true)
+    }
+
     /// Cancel: anything not yet terminal; cancelling twice is harmless.
     pub fn check_cancellable(&self, now: Timestamp, policy: &Policy) -> Result<(), Error> {
         match self.state_at(now, policy) {
@@ -236,6 +246,7 @@ mod tests {
             verified_at: None,
             confirm_by: None,
             duplicate_has_assets: None,
+            duplicate_two_factor_required: None,
             previous_contact: None,
             duplicate_other_contact: None,
             completed_at: None,
@@ -292,10 +303,10 @@ mod tests {
             sends: 5,
             ..started()
         };
-        assert!(matches!(
+        assert_eq!(
             m.check_resend(T0 + 120, &policy()),
-            Err(Error::RateLimited { .. })
-        ));
+            Err(Error::SendsExhausted)
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn status(e: &Error) -> StatusCode {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         Error::MigrationLocked => StatusCode::LOCKED,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited { .. } | Error::SendsExhausted => StatusCode::TOO_MANY_REQUESTS,
         Error::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -53,7 +53,7 @@ pub fn code(e: &Error) -> &'static str {
         Error::InvalidCodes { .. } => "invalid_codes",
         Error::ConfirmationRequired { .. } => "confirmation_required",
         Error::MigrationLocked => "migration_locked",
-        Error::RateLimited { .. } => "rate_limited",
+        Error::RateLimited { .. } | Error::SendsExhausted => "rate_limited",
         Error::DeliveryFailed => "delivery_failed",
         Error::Internal(_) => "internal",
     }

@@ -1,15 +1,25 @@
 //! `POST /migrations/{id}/close`: the one atomic commit. Nothing changes
 //! unless every condition holds; repeating a successful close answers the
 //! same 200, including for the losers of a race on the same migration.
+//!
+//! When the duplicate has an authenticator enrolled (`migrate` said
+//! `duplicate_two_factor_required`), the closure also needs a code from it:
+//! control of the duplicate's mailbox or SIM alone must not be enough to
+//! close someone's account for good. That code is counted against the
+//! migration's attempts before it is checked, like a verification, and its
+//! TOTP step is spent by the closing transaction itself.
 
 use serde::{Deserialize, Serialize};
 
+use super::failed_attempt;
 use crate::app::App;
+use crate::domain::totp;
 use crate::domain::warning::missing_acknowledgements;
 use crate::domain::{
     rfc3339, AuditEvent, Caller, Contact, Error, Migration, MigrationState, Step, Timestamp,
 };
 use crate::notify::Notice;
+use crate::store::Closure;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +28,8 @@ pub struct CloseRequest {
     pub acknowledged_warnings: Vec<String>,
     #[serde(default)]
     pub confirm: bool,
+    #[serde(default)]
+    pub duplicate_totp_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -32,6 +44,8 @@ pub struct Closed {
 /// Transaction conflicts with a concurrent request are retried this often.
 const CONFLICT_RETRIES: usize = 2;
 
+const DUPLICATE_TOTP_FIELD: &str = "duplicate_totp_code";
+
 fn closed(m: &Migration) -> Option<Closed> {
     match (m.state, &m.closed_account_id, m.completed_at) {
         (MigrationState::Completed, Some(closed_account_id), Some(at)) => Some(Closed {
@@ -45,6 +59,14 @@ fn closed(m: &Migration) -> Option<Closed> {
     }
 }
 
+/// What checking the duplicate's authenticator code came to.
+enum DuplicateCode {
+    /// Right: the TOTP step the closure spends.
+    Accepted(u64),
+    /// A concurrent close of this migration committed first.
+    AlreadyClosed(Closed),
+}
+
 pub async fn close(
     app: &App,
     caller: &Caller,
@@ -52,21 +74,44 @@ pub async fn close(
     request: CloseRequest,
     now: Timestamp,
 ) -> Result<Closed, Error> {
-    let missing = missing_acknowledgements(&request.acknowledged_warnings, request.confirm);
+    let (mut migration, _) = app
+        .active_caller_migration(&caller.account_id, migration_id)
+        .await?;
+    // Once committed, a repeated or concurrent identical request gets the
+    // committed answer; no code is checked again.
+    if let Some(done) = closed(&migration) {
+        return Ok(done);
+    }
+    let mut missing = missing_acknowledgements(&request.acknowledged_warnings, request.confirm);
+    if migration.needs_duplicate_totp() && request.duplicate_totp_code.is_none() {
+        missing.push(DUPLICATE_TOTP_FIELD.into());
+    }
     if !missing.is_empty() {
         return Err(Error::ConfirmationRequired { missing });
     }
-    let mut migration = app
-        .owned_migration(&caller.account_id, migration_id)
-        .await?;
+    migration.check_closable(now, &app.policy)?;
+    let duplicate_step = match request.duplicate_totp_code.as_deref() {
+        Some(code) if migration.needs_duplicate_totp() => {
+            match check_duplicate_code(app, caller, &migration, code, now).await? {
+                DuplicateCode::Accepted(step) => Some(step),
+                DuplicateCode::AlreadyClosed(done) => return Ok(done),
+            }
+        }
+        _ => None,
+    };
+
     for attempt in 0..=CONFLICT_RETRIES {
         if let Some(done) = closed(&migration) {
             return Ok(done);
         }
         migration.check_closable(now, &app.policy)?;
         let event = AuditEvent::new(Step::Close, "ok", &migration, caller, now);
-        match app.store.commit_closure(&migration, now, &event).await {
-            Ok(()) => {
+        let refusal = match app
+            .store
+            .commit_closure(&migration, duplicate_step, now, &event)
+            .await?
+        {
+            Closure::Committed => {
                 migration.state = MigrationState::Completed;
                 migration.completed_at = Some(now);
                 migration.closed_account_id = migration.duplicate_account_id.clone();
@@ -74,23 +119,119 @@ pub async fn close(
                 return closed(&migration)
                     .ok_or_else(|| Error::Internal("closure without result".into()));
             }
-            Err(refusal) => {
-                // Perhaps a concurrent close of this same migration won: then
-                // its result is this call's result too.
-                migration = app
-                    .owned_migration(&caller.account_id, migration_id)
-                    .await?;
-                if closed(&migration).is_some()
-                    || (refusal == Error::StateChanged && attempt < CONFLICT_RETRIES)
-                {
-                    continue;
+            Closure::DuplicateTotpReplayed => {
+                let counted = app.owned_migration(&caller.account_id, migration_id).await?;
+                if let Some(done) = closed(&counted) {
+                    return Ok(done);
                 }
-                migration.check_closable(now, &app.policy)?;
-                return Err(refusal);
+                return Err(failed_attempt(
+                    app,
+                    caller,
+                    &counted,
+                    Step::Close,
+                    vec![DUPLICATE_TOTP_FIELD],
+                    now,
+                )
+                .await);
             }
+            Closure::Refused(refusal) => refusal,
+        };
+        // Perhaps a concurrent close of this same migration won: then its
+        // result is this call's result too.
+        migration = app
+            .owned_migration(&caller.account_id, migration_id)
+            .await?;
+        if closed(&migration).is_some()
+            || (refusal == Error::StateChanged && attempt < CONFLICT_RETRIES)
+        {
+            continue;
         }
+        migration.check_closable(now, &app.policy)?;
+        spend_refused_code(app, &migration, duplicate_step).await;
+        return Err(refusal);
     }
+    spend_refused_code(app, &migration, duplicate_step).await;
     closed(&migration).ok_or(Error::StateChanged)
+}
+
+/// The duplicate's authenticator code, counted as an attempt before it is
+/// checked, so parallel guesses cannot exceed the migration's attempts; the
+/// last allowed failure locks the migration.
+async fn check_duplicate_code(
+    app: &App,
+    caller: &Caller,
+    migration: &Migration,
+    code: &str,
+    now: Timestamp,
+) -> Result<DuplicateCode, Error> {
+    let account_id = caller.account_id.as_str();
+    let migration_id = migration.migration_id.as_str();
+    let Some(counted) = app
+        .store
+        .count_attempt(
+            migration_id,
+            account_id,
+            Step::Close,
+            app.policy.max_failed_attempts,
+            now,
+        )
+        .await?
+    else {
+        // Closed, locked, expired or moved on by a concurrent request.
+        let stored = app.owned_migration(account_id, migration_id).await?;
+        if let Some(done) = closed(&stored) {
+            return Ok(DuplicateCode::AlreadyClosed(done));
+        }
+        stored.check_closable(now, &app.policy)?;
+        if stored.failed_attempts >= app.policy.max_failed_attempts {
+            return Err(Error::MigrationLocked);
+        }
+        return Err(Error::StateChanged);
+    };
+    let duplicate_id = counted
+        .duplicate_account_id
+        .as_deref()
+        .ok_or(Error::StateChanged)?;
+    let duplicate = app
+        .store
+        .account(duplicate_id)
+        .await?
+        .ok_or(Error::StateChanged)?;
+    // An authenticator removed since `migrate` is a change the closure's
+    // conditions refuse anyway; answer it now.
+    let secret = app
+        .totp_secret(&duplicate)
+        .await?
+        .ok_or(Error::StateChanged)?;
+    if let Ok(step) = totp::accept(&secret, code, now, duplicate.totp_last_step) {
+        return Ok(DuplicateCode::Accepted(step));
+    }
+    // A concurrent close with the same code may have committed, spending
+    // it: then its answer is this one's too.
+    let stored = app.owned_migration(account_id, migration_id).await?;
+    if let Some(done) = closed(&stored) {
+        return Ok(DuplicateCode::AlreadyClosed(done));
+    }
+    Err(failed_attempt(
+        app,
+        caller,
+        &counted,
+        Step::Close,
+        vec![DUPLICATE_TOTP_FIELD],
+        now,
+    )
+    .await)
+}
+
+/// A right code of the duplicate's authenticator is spent even when the
+/// closure was refused, so an observed code cannot be tried again.
+async fn spend_refused_code(app: &App, migration: &Migration, step: Option<u64>) {
+    let (Some(step), Some(duplicate)) = (step, migration.duplicate_account_id.as_deref()) else {
+        return;
+    };
+    if let Err(e) = app.store.consume_totp_step(duplicate, step).await {
+        tracing::warn!(migration_id = %migration.migration_id, error = %e, "duplicate's TOTP step not spent");
+    }
 }
 
 /// Notices to the main account's previous contact, the moved contact, and

@@ -12,8 +12,8 @@ pub async fn get(
     migration_id: &str,
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
-    let migration = app
-        .owned_migration(&caller.account_id, migration_id)
+    let (migration, _) = app
+        .active_caller_migration(&caller.account_id, migration_id)
         .await?;
     Ok(MigrationView::of(&migration, now, &app.policy))
 }
@@ -29,8 +29,8 @@ pub async fn cancel(
     migration_id: &str,
     now: Timestamp,
 ) -> Result<Cancelled, Error> {
-    let migration = app
-        .owned_migration(&caller.account_id, migration_id)
+    let (migration, _) = app
+        .active_caller_migration(&caller.account_id, migration_id)
         .await?;
     migration.check_cancellable(now, &app.policy)?;
     let event = AuditEvent::new(Step::Cancel, "ok", &migration, caller, now);

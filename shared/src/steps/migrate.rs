@@ -1,5 +1,7 @@
 //! `POST /migrations/{id}/migrate`: eligibility re-checked, warnings shown.
-//! The first answer's asset snapshot is kept, so calling again answers the same.
+//! The first answer's snapshot (assets, the duplicate's authenticator) is
+//! kept, so calling again answers the same, and the closure is conditional
+//! on it still being true.
 
 use serde::Serialize;
 
@@ -15,13 +17,20 @@ pub struct AwaitingConfirmation {
     pub state: &'static str,
     pub warnings: Vec<Warning>,
     pub confirm_by: String,
+    /// The closure needs a code of the duplicate's authenticator too.
+    pub duplicate_two_factor_required: bool,
 }
 
-fn answer(m: &Migration, duplicate_has_assets: bool) -> AwaitingConfirmation {
-    AwaitingConfirmation {
-        state: MigrationState::AwaitingConfirmation.as_str(),
-        warnings: warnings(duplicate_has_assets),
-        confirm_by: m.confirm_by.map(rfc3339).unwrap_or_default(),
+/// The answer from a migration's snapshot, once it has one.
+fn answer(m: &Migration) -> Option<AwaitingConfirmation> {
+    match (m.state, m.duplicate_has_assets) {
+        (MigrationState::AwaitingConfirmation, Some(assets)) => Some(AwaitingConfirmation {
+            state: MigrationState::AwaitingConfirmation.as_str(),
+            warnings: warnings(assets),
+            confirm_by: m.confirm_by.map(rfc3339).unwrap_or_default(),
+            duplicate_two_factor_required: m.needs_duplicate_totp(),
+        }),
+        _ => None,
     }
 }
 
@@ -31,8 +40,8 @@ pub async fn migrate(
     migration_id: &str,
     now: Timestamp,
 ) -> Result<AwaitingConfirmation, Error> {
-    let migration = app
-        .owned_migration(&caller.account_id, migration_id)
+    let (migration, _) = app
+        .active_caller_migration(&caller.account_id, migration_id)
         .await?;
     migration.check_migratable(now, &app.policy)?;
     let facts = app
@@ -50,36 +59,30 @@ pub async fn migrate(
     if facts.contact_owner != migration.duplicate_account_id {
         return Err(Error::StateChanged);
     }
-    if let (MigrationState::AwaitingConfirmation, Some(assets)) =
-        (migration.state, migration.duplicate_has_assets)
-    {
-        return Ok(answer(&migration, assets));
+    if let Some(same) = answer(&migration) {
+        return Ok(same);
     }
 
-    let has_assets = facts.eligibility.duplicate.has_assets;
+    let duplicate = &facts.eligibility.duplicate;
     let prepared = Migration {
-        duplicate_has_assets: Some(has_assets),
+        state: MigrationState::AwaitingConfirmation,
+        duplicate_has_assets: Some(duplicate.has_assets),
+        duplicate_two_factor_required: Some(duplicate.has_totp()),
         previous_contact: facts.main.contact(migration.channel).cloned(),
-        duplicate_other_contact: facts
-            .eligibility
-            .duplicate
-            .contact(migration.channel.other())
-            .cloned(),
+        duplicate_other_contact: duplicate.contact(migration.channel.other()).cloned(),
         ..migration.clone()
     };
     let event = AuditEvent::new(Step::Migrate, "ok", &prepared, caller, now);
     if app.store.await_confirmation(&prepared, now, &event).await? {
-        return Ok(answer(&prepared, has_assets));
+        return answer(&prepared).ok_or_else(|| Error::Internal("migrate without answer".into()));
     }
     // A concurrent migrate got there first: answer as it did.
     let stored = app
         .owned_migration(&caller.account_id, migration_id)
         .await?;
-    match (stored.state, stored.duplicate_has_assets) {
-        (MigrationState::AwaitingConfirmation, Some(assets)) => Ok(answer(&stored, assets)),
-        _ => {
-            stored.check_migratable(now, &app.policy)?;
-            Err(Error::StateChanged)
-        }
+    if let Some(same) = answer(&stored) {
+        return Ok(same);
     }
+    stored.check_migratable(now, &app.policy)?;
+    Err(Error::StateChanged)
 }

@@ -10,7 +10,10 @@ pub mod verify;
 
 use serde::Serialize;
 
-use crate::domain::{rfc3339, Migration, MigrationState, Policy, Timestamp};
+use crate::app::App;
+use crate::domain::{
+    rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Policy, Step, Timestamp,
+};
 
 /// A migration as the owner sees it: the answer of start, resend and GET.
 #[derive(Debug, Serialize)]
@@ -58,5 +61,35 @@ impl MigrationView {
             completed_at: m.completed_at.map(rfc3339),
             closed_account_id: m.closed_account_id.clone(),
         }
+    }
+}
+
+/// The answer to a counted attempt that failed (at verification, or the
+/// duplicate's authenticator code at the closure): audited, and the last
+/// allowed failure locks the migration.
+async fn failed_attempt(
+    app: &App,
+    caller: &Caller,
+    migration: &Migration,
+    step: Step,
+    invalid: Vec<&'static str>,
+    now: Timestamp,
+) -> Error {
+    let attempts_remaining = migration.attempts_remaining(&app.policy);
+    let failure = AuditEvent::new(step, "invalid_codes", migration, caller, now);
+    if let Err(e) = app.store.append_audit(&failure).await {
+        tracing::error!(migration_id = %migration.migration_id, error = %e, "audit record not written");
+    }
+    if attempts_remaining == 0 {
+        let lock = AuditEvent::new(Step::Lock, "ok", migration, caller, now);
+        if let Err(e) = app.store.lock(&migration.migration_id, &lock).await {
+            // The attempt count alone already refuses further checks.
+            tracing::error!(migration_id = %migration.migration_id, error = %e, "lock not recorded");
+        }
+        tracing::warn!(migration_id = %migration.migration_id, "migration locked after too many failed attempts");
+    }
+    Error::InvalidCodes {
+        invalid,
+        attempts_remaining,
     }
 }

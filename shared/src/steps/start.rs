@@ -139,6 +139,7 @@ pub async fn start(
         verified_at: None,
         confirm_by: None,
         duplicate_has_assets: None,
+        duplicate_two_factor_required: None,
         previous_contact: None,
         duplicate_other_contact: None,
         completed_at: None,
@@ -165,8 +166,8 @@ pub async fn resend(
     migration_id: &str,
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
-    let current = app
-        .owned_migration(&caller.account_id, migration_id)
+    let (current, _) = app
+        .active_caller_migration(&caller.account_id, migration_id)
         .await?;
     current.check_resend(now, &app.policy)?;
 
@@ -178,20 +179,29 @@ pub async fn resend(
         ..current.clone()
     };
     codes.store_digests(app, &mut updated);
-    let reservation = app.reserve(send_quotas(app, &updated), now).await?;
-    codes.deliver(app, &updated, reservation).await?;
-    // Conditional on the send count read above: of two concurrent resends
-    // only one replaces the codes; the other is inside the cooldown now.
-    let event = AuditEvent::new(Step::Resend, "ok", &updated, caller, now);
-    if !app
-        .store
-        .reissue_codes(&updated, current.sends, &event)
-        .await?
-    {
+    // The send is claimed before anything is delivered: of concurrent
+    // resends one delivers, the others answer from what it left.
+    if !app.store.claim_send(&current, &updated).await? {
         let now_stored = app
             .owned_migration(&caller.account_id, migration_id)
             .await?;
         now_stored.check_resend(now, &app.policy)?;
+        return Err(Error::StateChanged);
+    }
+    let delivered = match app.reserve(send_quotas(app, &updated), now).await {
+        Ok(reservation) => codes.deliver(app, &updated, reservation).await,
+        Err(refusal) => Err(refusal),
+    };
+    if let Err(e) = delivered {
+        if let Err(release) = app.store.release_send(&updated, &current).await {
+            tracing::warn!(migration_id, error = %release, "claimed send not given back");
+        }
+        return Err(e);
+    }
+    let event = AuditEvent::new(Step::Resend, "ok", &updated, caller, now);
+    if !app.store.reissue_codes(&updated, &event).await? {
+        // Verified, cancelled or expired since the claim: the new codes
+        // were sent but replace nothing.
         return Err(Error::StateChanged);
     }
     Ok(MigrationView::of(&updated, now, &app.policy))

@@ -15,6 +15,8 @@ use crate::domain::{AuditEvent, Caller, CodeSide, Error, Migration, Step, Timest
 use crate::notify::Notice;
 use crate::store::Verification;
 
+use super::failed_attempt;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
@@ -42,12 +44,27 @@ pub async fn verify(
 ) -> Result<Verified, Error> {
     let account_id = caller.account_id.as_str();
     let (migration, main) = app
-        .owned_migration_and_account(account_id, migration_id)
+        .active_caller_migration(account_id, migration_id)
         .await?;
     migration.check_verifiable(now, &app.policy)?;
-    let main = main
-        .filter(|a| a.is_active())
-        .ok_or(Error::AccountNotActive)?;
+    // The current-contact code proves control of the account's own contact
+    // only while it is still the account's: one it has given up since the
+    // start proves nothing. The commit is conditional on it too.
+    let current = &migration.current_contact;
+    if main.contact(current.channel()) != Some(current) {
+        return Err(Error::StateChanged);
+    }
+    // Codes made under a key the service no longer holds (rotated twice
+    // since they were sent) cannot be checked: they are as good as expired,
+    // and trying them must not cost an attempt.
+    let digests = [&migration.new_code_digest, &migration.current_code_digest];
+    if digests
+        .into_iter()
+        .flatten()
+        .any(|digest| !app.codes.holds_key_of(digest))
+    {
+        return Err(Error::CodesExpired);
+    }
     let secret = app
         .totp_secret(&main)
         .await?
@@ -70,6 +87,7 @@ pub async fn verify(
         .count_attempt(
             migration_id,
             account_id,
+            Step::Verify,
             app.policy.max_failed_attempts,
             now,
         )
@@ -120,6 +138,7 @@ pub async fn verify(
                 app,
                 caller,
                 &migration,
+                Step::Verify,
                 invalid.into_iter().flatten().collect(),
                 now,
             )
@@ -130,6 +149,8 @@ pub async fn verify(
     let owner = app.store.contact_owner(&migration.new_contact).await?;
     let (outcome, answer) = match owner.as_deref() {
         Some(owner) if owner == account_id => {
+            // The right TOTP code is spent all the same: it was checked.
+            app.store.consume_totp_step(account_id, step).await?;
             app.refund(failure_slot).await;
             return Err(Error::ContactAlreadyYours);
         }
@@ -194,40 +215,18 @@ pub async fn verify(
             app.refund(failure_slot).await;
             Ok(answer)
         }
-        Verification::TotpReplayed => {
-            Err(failed_attempt(app, caller, &migration, vec!["totp_code"], now).await)
-        }
+        Verification::TotpReplayed => Err(failed_attempt(
+            app,
+            caller,
+            &migration,
+            Step::Verify,
+            vec!["totp_code"],
+            now,
+        )
+        .await),
         Verification::StateChanged => {
             app.refund(failure_slot).await;
             Err(Error::StateChanged)
         }
-    }
-}
-
-/// The answer to a counted attempt that failed: audited, and the last
-/// allowed failure locks the migration. Its failure-quota slot is kept.
-async fn failed_attempt(
-    app: &App,
-    caller: &Caller,
-    migration: &Migration,
-    invalid: Vec<&'static str>,
-    now: Timestamp,
-) -> Error {
-    let attempts_remaining = migration.attempts_remaining(&app.policy);
-    let failure = AuditEvent::new(Step::Verify, "invalid_codes", migration, caller, now);
-    if let Err(e) = app.store.append_audit(&failure).await {
-        tracing::error!(migration_id = %migration.migration_id, error = %e, "audit record not written");
-    }
-    if attempts_remaining == 0 {
-        let lock = AuditEvent::new(Step::Lock, "ok", migration, caller, now);
-        if let Err(e) = app.store.lock(&migration.migration_id, &lock).await {
-            // The attempt count alone already refuses further checks.
-            tracing::error!(migration_id = %migration.migration_id, error = %e, "lock not recorded");
-        }
-        tracing::warn!(migration_id = %migration.migration_id, "migration locked after too many failed attempts");
-    }
-    Error::InvalidCodes {
-        invalid,
-        attempts_remaining,
     }
 }

@@ -24,6 +24,8 @@ pub const SK: &str = "sk";
 /// Epoch seconds after which DynamoDB may delete the item. Housekeeping only:
 /// no rule relies on it.
 pub const TTL: &str = "expires_at";
+/// The account attribute holding its authenticator's secret.
+pub const TOTP_SECRET: &str = "totp_secret";
 
 pub fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(PK.into(), s(pk)), (SK.into(), s(sk))])
@@ -156,6 +158,10 @@ pub fn get_bool(item: &Item, name: &str) -> bool {
         .unwrap_or(false)
 }
 
+fn get_optional_bool(item: &Item, name: &str) -> Option<bool> {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied()
+}
+
 fn channel_of(item: &Item, name: &str) -> Result<Channel, Error> {
     Channel::parse(req_s(item, name)?).ok_or_else(|| corrupt(name))
 }
@@ -180,7 +186,7 @@ pub fn account_to_item(account: &Account) -> Item {
         ("email", account.email.as_ref().map(|c| s(c.value()))),
         ("phone", account.phone.as_ref().map(|c| s(c.value()))),
         ("referral_code", account.referral_code.as_ref().map(s)),
-        ("totp_secret", account.totp_secret.as_ref().map(s)),
+        (TOTP_SECRET, account.totp_secret.as_ref().map(s)),
         ("totp_last_step", account.totp_last_step.map(n)),
     ];
     item.extend(
@@ -201,7 +207,7 @@ pub fn account_from_item(item: &Item) -> Result<Account, Error> {
         has_assets: get_bool(item, "has_assets"),
         referral_code: get_s(item, "referral_code").map(str::to_owned),
         referral_code_active: get_bool(item, "referral_code_active"),
-        totp_secret: get_s(item, "totp_secret").map(str::to_owned),
+        totp_secret: get_s(item, TOTP_SECRET).map(str::to_owned),
         totp_last_step: get_n(item, "totp_last_step"),
         token_version: get_n(item, "token_version").unwrap_or(0),
     })
@@ -243,6 +249,10 @@ pub fn migration_to_item(m: &Migration) -> Item {
         ("confirm_by", m.confirm_by.map(n)),
         ("duplicate_has_assets", m.duplicate_has_assets.map(b)),
         (
+            "duplicate_two_factor_required",
+            m.duplicate_two_factor_required.map(b),
+        ),
+        (
             "previous_contact",
             m.previous_contact.as_ref().map(|c| s(c.value())),
         ),
@@ -281,10 +291,8 @@ pub fn migration_from_item(item: &Item) -> Result<Migration, Error> {
         duplicate_account_id: get_s(item, "duplicate_account_id").map(str::to_owned),
         verified_at: get_n(item, "verified_at"),
         confirm_by: get_n(item, "confirm_by"),
-        duplicate_has_assets: item
-            .get("duplicate_has_assets")
-            .and_then(|v| v.as_bool().ok())
-            .copied(),
+        duplicate_has_assets: get_optional_bool(item, "duplicate_has_assets"),
+        duplicate_two_factor_required: get_optional_bool(item, "duplicate_two_factor_required"),
         previous_contact: optional_contact(item, channel, "previous_contact"),
         duplicate_other_contact: optional_contact(item, channel.other(), "duplicate_other_contact"),
         completed_at: get_n(item, "completed_at"),
@@ -337,6 +345,7 @@ mod tests {
             verified_at: Some(100),
             confirm_by: Some(1000),
             duplicate_has_assets: Some(false),
+            duplicate_two_factor_required: Some(true),
             previous_contact: None,
             duplicate_other_contact: Some(Contact::from_canonical(Channel::Phone, "+447400000001")),
             completed_at: None,

@@ -3,6 +3,7 @@
 //! `TransactWriteItems`; the condition expressions carry the invariants, so a
 //! check made on a read cannot be overtaken by a concurrent request.
 
+mod closure;
 pub mod item;
 mod quota;
 mod table;
@@ -17,8 +18,12 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 use crate::domain::eligibility::EligibilityFacts;
-use crate::domain::{Account, AccountStatus, AuditEvent, Contact, Error, Migration, Timestamp};
+use crate::domain::{
+    Account, AuditEvent, Contact, Error, Migration, Step, Timestamp,
+};
 use item::{b, n, s, Item};
+
+pub use closure::Closure;
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -370,24 +375,77 @@ impl Store {
         }
     }
 
-    /// Replaces the codes of `updated` (already holding the new digests, send
-    /// count and times) if no other send or step happened since `sends_before`
-    /// was read. Returns whether it applied.
-    pub async fn reissue_codes(
+    /// Claims the next send of a migration before any code is delivered:
+    /// the send count and time move on only if no other send or step
+    /// happened since `current` was read, so of concurrent resends one
+    /// delivers and the others are refused, and the send limit and cooldown
+    /// hold for messages actually sent. Returns whether the claim held.
+    pub async fn claim_send(
         &self,
-        updated: &Migration,
-        sends_before: u32,
-        event: &AuditEvent,
+        current: &Migration,
+        claimed: &Migration,
     ) -> Result<bool, Error> {
+        self.move_send(current, claimed, "claim").await
+    }
+
+    /// Gives a claimed send back when its delivery failed. Best effort: a
+    /// claim left in place only makes the next resend wait its cooldown.
+    pub async fn release_send(
+        &self,
+        claimed: &Migration,
+        current: &Migration,
+    ) -> Result<bool, Error> {
+        self.move_send(claimed, current, "release").await
+    }
+
+    /// `sends` and `last_sent_at` from `from`'s to `to`'s, if still `from`'s.
+    async fn move_send(&self, from: &Migration, to: &Migration, what: &str) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&from.migration_id)))
+            .update_expression("SET sends = :to_sends, last_sent_at = :to_at")
+            .condition_expression(
+                "#state = :codes_sent AND account_id = :owner AND sends = :from_sends \
+                 AND last_sent_at = :from_at",
+            )
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(values([
+                (":to_sends", n(to.sends)),
+                (":to_at", n(to.last_sent_at)),
+                (":from_sends", n(from.sends)),
+                (":from_at", n(from.last_sent_at)),
+                (":codes_sent", s("codes_sent")),
+                (":owner", s(&from.account_id)),
+            ]))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(Error::Internal(format!(
+                "dynamodb UpdateItem ({what} a send): {}",
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+
+    /// Replaces the codes of `updated` (holding the new digests and expiry,
+    /// and the send claimed with [`Store::claim_send`]) if the claim is still
+    /// the latest send and the migration still awaits verification. Returns
+    /// whether it applied.
+    pub async fn reissue_codes(&self, updated: &Migration, event: &AuditEvent) -> Result<bool, Error> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(&updated.migration_id)))
             .update_expression(
-                "SET new_code_digest = :new, current_code_digest = :current, sends = :sends, \
-                 last_sent_at = :now, codes_expire_at = :expires",
+                "SET new_code_digest = :new, current_code_digest = :current, \
+                 codes_expire_at = :expires",
             )
             .condition_expression(
-                "#state = :codes_sent AND account_id = :owner AND sends = :before",
+                "#state = :codes_sent AND account_id = :owner AND sends = :sends \
+                 AND last_sent_at = :sent_at",
             )
             .set_expression_attribute_names(names([("#state", "state")]))
             .set_expression_attribute_values(values([
@@ -399,43 +457,49 @@ impl Store {
                     ":current",
                     s(updated.current_code_digest.clone().unwrap_or_default()),
                 ),
-                (":sends", n(updated.sends)),
-                (":now", n(updated.last_sent_at)),
                 (":expires", n(updated.codes_expire_at)),
                 (":codes_sent", s("codes_sent")),
                 (":owner", s(&updated.account_id)),
-                (":before", n(sends_before)),
+                (":sends", n(updated.sends)),
+                (":sent_at", n(updated.last_sent_at)),
             ]))
             .build()
             .map_err(build_error)?;
         self.update_with_audit(update, event).await
     }
 
-    /// Counts one verification attempt before any code is checked, so parallel
-    /// guesses can never exceed `max_attempts` checks in all. Returns the
-    /// migration as it now stands, or `None` when it is no longer open for
-    /// verification (locked, expired, moved on).
+    /// Counts one attempt before any code is checked, so parallel guesses
+    /// can never exceed `max_attempts` checks in all: at verification (the
+    /// three factors, while the codes live) or at the closure (the
+    /// duplicate's authenticator code, inside the confirmation window).
+    /// Returns the migration as it now stands, or `None` when it is no
+    /// longer open for that step (locked, expired, moved on).
     pub async fn count_attempt(
         &self,
         migration_id: &str,
         owner: &str,
+        step: Step,
         max_attempts: u32,
         now: Timestamp,
     ) -> Result<Option<Migration>, Error> {
+        let (state, deadline) = match step {
+            Step::Close => ("awaiting_confirmation", "confirm_by"),
+            _ => ("codes_sent", "codes_expire_at"),
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(migration_id)))
             .update_expression("SET failed_attempts = failed_attempts + :one")
-            .condition_expression(
-                "#state = :codes_sent AND account_id = :owner AND failed_attempts < :max \
-                 AND codes_expire_at > :now",
-            )
+            .condition_expression(format!(
+                "#state = :state AND account_id = :owner AND failed_attempts < :max \
+                 AND {deadline} > :now"
+            ))
             .set_expression_attribute_names(names([("#state", "state")]))
             .set_expression_attribute_values(values([
                 (":one", n(1)),
-                (":codes_sent", s("codes_sent")),
+                (":state", s(state)),
                 (":owner", s(owner)),
                 (":max", n(max_attempts)),
                 (":now", n(now)),
@@ -455,17 +519,19 @@ impl Store {
         }
     }
 
-    /// Locks a migration whose attempts are spent.
+    /// Locks a migration whose attempts are spent (at verification or at
+    /// the closure).
     pub async fn lock(&self, migration_id: &str, event: &AuditEvent) -> Result<bool, Error> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(migration_id)))
             .update_expression("SET #state = :locked")
-            .condition_expression("#state = :codes_sent")
+            .condition_expression("#state IN (:codes_sent, :awaiting)")
             .set_expression_attribute_names(names([("#state", "state")]))
             .set_expression_attribute_values(values([
                 (":locked", s("locked")),
                 (":codes_sent", s("codes_sent")),
+                (":awaiting", s("awaiting_confirmation")),
             ]))
             .build()
             .map_err(build_error)?;
@@ -554,10 +620,10 @@ impl Store {
                 .unwrap_or_default(),
                 now,
             )?,
-            self.totp_step_update(&migration.account_id, totp_step, None)?,
+            self.totp_step_update(migration, totp_step, None)?,
             self.audit(event)?,
         ];
-        Ok(verification_outcome(self.transact(items).await?))
+        Ok(verification_outcome(self.transact(items).await?, totp_step))
     }
 
     /// Verification of a free contact: a plain change of contact, committed
@@ -579,7 +645,7 @@ impl Store {
                 values([(":completed", s("completed"))]).unwrap_or_default(),
                 now,
             )?,
-            self.totp_step_update(owner, totp_step, Some((&migration.new_contact, previous)))?,
+            self.totp_step_update(migration, totp_step, Some(previous))?,
             self.put(
                 item::with_key(
                     item::contact_key(&migration.new_contact),
@@ -592,27 +658,38 @@ impl Store {
         if let Some(previous) = previous {
             items.push(self.release_contact(previous, owner)?);
         }
-        Ok(verification_outcome(self.transact(items).await?))
+        Ok(verification_outcome(self.transact(items).await?, totp_step))
     }
 
-    /// The account's half of a verification: the TOTP step spent, and for a
-    /// plain change the contact swapped, conditional on the account being
-    /// active and its contact unchanged.
+    /// The main account's half of a verification: the TOTP step spent, and
+    /// for a plain change (`contact_change`: the account's previous contact
+    /// on the channel) the contact swapped. Conditional on the account being
+    /// active and the contact the current-contact code went to still being
+    /// the account's own: a code sent to a contact the account has since
+    /// given up proves nothing.
     fn totp_step_update(
         &self,
-        account_id: &str,
+        migration: &Migration,
         step: u64,
-        contact_change: Option<(&Contact, Option<&Contact>)>,
+        contact_change: Option<Option<&Contact>>,
     ) -> Result<TransactWriteItem, Error> {
+        let current = &migration.current_contact;
         let mut update = "SET totp_last_step = :step".to_owned();
-        let mut condition = format!("#status = :active AND ({TOTP_STEP_UNUSED})");
-        let mut attribute_names = names([("#status", "status")]).unwrap_or_default();
-        let mut attribute_values =
-            values([(":step", n(step)), (":active", s("active"))]).unwrap_or_default();
-        if let Some((new, previous)) = contact_change {
-            let field = new.channel().as_str();
+        let mut condition =
+            format!("#status = :active AND ({TOTP_STEP_UNUSED}) AND #current = :current");
+        let mut attribute_names =
+            names([("#status", "status"), ("#current", current.channel().as_str())])
+                .unwrap_or_default();
+        let mut attribute_values = values([
+            (":step", n(step)),
+            (":active", s("active")),
+            (":current", s(current.value())),
+        ])
+        .unwrap_or_default();
+        if let Some(previous) = contact_change {
+            let new = &migration.new_contact;
             update.push_str(", #contact = :new");
-            attribute_names.insert("#contact".into(), field.into());
+            attribute_names.insert("#contact".into(), new.channel().as_str().into());
             attribute_values.insert(":new".into(), s(new.value()));
             match previous {
                 Some(previous) => {
@@ -626,7 +703,7 @@ impl Store {
             .update(
                 Update::builder()
                     .table_name(&self.table)
-                    .set_key(Some(item::account_key(account_id)))
+                    .set_key(Some(item::account_key(&migration.account_id)))
                     .update_expression(update)
                     .condition_expression(condition)
                     .set_expression_attribute_names(Some(attribute_names))
@@ -720,12 +797,20 @@ impl Store {
         now: Timestamp,
         event: &AuditEvent,
     ) -> Result<bool, Error> {
-        let mut set = vec!["#state = :awaiting", "duplicate_has_assets = :assets"];
+        let mut set = vec![
+            "#state = :awaiting",
+            "duplicate_has_assets = :assets",
+            "duplicate_two_factor_required = :two_factor",
+        ];
         let mut remove = Vec::new();
         let mut attribute_values = values([
             (":awaiting", s("awaiting_confirmation")),
             (":verified", s("verified")),
             (":assets", b(prepared.duplicate_has_assets.unwrap_or(false))),
+            (
+                ":two_factor",
+                b(prepared.duplicate_two_factor_required.unwrap_or(false)),
+            ),
             (":owner", s(&prepared.account_id)),
             (":now", n(now)),
         ])
@@ -766,170 +851,6 @@ impl Store {
             .build()
             .map_err(build_error)?;
         self.update_with_audit(update, event).await
-    }
-
-    /// The closure, in one transaction: the migration completes, the duplicate
-    /// closes (tokens revoked, referral code off, contact removed), the contact
-    /// moves to the main account and its previous one is released, both
-    /// once-only markers are written, and the audit record is stored. Any
-    /// refused condition cancels all of it; the refusal is mapped to the most
-    /// specific answer.
-    pub async fn commit_closure(
-        &self,
-        migration: &Migration,
-        now: Timestamp,
-        event: &AuditEvent,
-    ) -> Result<(), Error> {
-        let main = &migration.account_id;
-        let duplicate = migration
-            .duplicate_account_id
-            .as_deref()
-            .ok_or(Error::InvalidState("verified"))?;
-        let contact = &migration.new_contact;
-        let field = contact.channel().as_str();
-
-        let migration_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(item::migration_key(&migration.migration_id)))
-            .update_expression(
-                "SET #state = :completed, completed_at = :now, closed_account_id = :dup",
-            )
-            .condition_expression(
-                "#state = :awaiting AND account_id = :main AND duplicate_account_id = :dup \
-                 AND confirm_by > :now",
-            )
-            .set_expression_attribute_names(names([("#state", "state")]))
-            .set_expression_attribute_values(values([
-                (":completed", s("completed")),
-                (":awaiting", s("awaiting_confirmation")),
-                (":main", s(main)),
-                (":dup", s(duplicate)),
-                (":now", n(now)),
-            ]))
-            .build()
-            .map_err(build_error)?;
-
-        // Closed for good: no sign-in (token version bumped), no referrals,
-        // no contact. Conditional on it still being an active, unverified
-        // account that owns the contact (rules 1 and 5).
-        // Both of its contacts are released: a closed account owns none. The
-        // other channel's contact must still be the one `migrate` saw.
-        let other_field = contact.channel().other().as_str();
-        let mut duplicate_condition =
-            "#status = :active AND kyc_verified = :false AND #contact = :contact".to_owned();
-        let mut duplicate_values = values([
-            (":closed", s(AccountStatus::Closed.as_str())),
-            (":active", s(AccountStatus::Active.as_str())),
-            (":now", n(now)),
-            (":one", n(1)),
-            (":false", b(false)),
-            (":contact", s(contact.value())),
-        ])
-        .unwrap_or_default();
-        match &migration.duplicate_other_contact {
-            Some(other) => {
-                duplicate_condition.push_str(" AND #other = :other");
-                duplicate_values.insert(":other".into(), s(other.value()));
-            }
-            None => duplicate_condition.push_str(" AND attribute_not_exists(#other)"),
-        }
-        let duplicate_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(item::account_key(duplicate)))
-            .update_expression(
-                "SET #status = :closed, closed_at = :now, tokens_revoked_at = :now, \
-                 token_version = token_version + :one, referral_code_active = :false REMOVE #contact, #other",
-            )
-            .condition_expression(duplicate_condition)
-            .set_expression_attribute_names(names([
-                ("#status", "status"),
-                ("#contact", field),
-                ("#other", other_field),
-            ]))
-            .set_expression_attribute_values(Some(duplicate_values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(build_error)?;
-
-        // The main account takes the contact, provided its own contact on the
-        // channel is still the one `migrate` saw.
-        let mut main_condition = "#status = :active".to_owned();
-        let mut main_values = values([
-            (":active", s(AccountStatus::Active.as_str())),
-            (":contact", s(contact.value())),
-        ])
-        .unwrap_or_default();
-        match &migration.previous_contact {
-            Some(previous) => {
-                main_condition.push_str(" AND #contact = :previous");
-                main_values.insert(":previous".into(), s(previous.value()));
-            }
-            None => main_condition.push_str(" AND attribute_not_exists(#contact)"),
-        }
-        let main_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(item::account_key(main)))
-            .update_expression("SET #contact = :contact")
-            .condition_expression(main_condition)
-            .set_expression_attribute_names(names([("#status", "status"), ("#contact", field)]))
-            .set_expression_attribute_values(Some(main_values))
-            .build()
-            .map_err(build_error)?;
-
-        let ownership_update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(item::contact_key(contact)))
-            .update_expression("SET #owner = :main")
-            .condition_expression("#owner = :dup")
-            .set_expression_attribute_names(names([("#owner", "owner")]))
-            .set_expression_attribute_values(values([(":main", s(main)), (":dup", s(duplicate))]))
-            .build()
-            .map_err(build_error)?;
-
-        let mut items = vec![
-            TransactWriteItem::builder()
-                .update(migration_update)
-                .build(),
-            TransactWriteItem::builder()
-                .update(duplicate_update)
-                .build(),
-            TransactWriteItem::builder().update(main_update).build(),
-            TransactWriteItem::builder()
-                .update(ownership_update)
-                .build(),
-            // Rule 3, both halves, as markers that can be written only once.
-            self.put(
-                item::with_key(
-                    item::migrated_marker_key(contact),
-                    [
-                        ("account_id", s(main)),
-                        ("migration_id", s(&migration.migration_id)),
-                        ("at", n(now)),
-                    ],
-                ),
-                "attribute_not_exists(pk)",
-            )?,
-            self.put(
-                item::with_key(
-                    item::received_marker_key(main, contact.channel()),
-                    [("migration_id", s(&migration.migration_id)), ("at", n(now))],
-                ),
-                "attribute_not_exists(pk)",
-            )?,
-            self.audit(event)?,
-            self.audit(&event.for_account(duplicate))?,
-        ];
-        if let Some(previous) = &migration.previous_contact {
-            items.push(self.release_contact(previous, main)?);
-        }
-        if let Some(other) = &migration.duplicate_other_contact {
-            items.push(self.release_contact(other, duplicate)?);
-        }
-
-        match self.transact(items).await? {
-            Ok(()) => Ok(()),
-            Err(refusals) => Err(closure_refusal(&refusals)),
-        }
     }
 
     /// Any open migration -> `cancelled`. Returns whether it applied.
@@ -974,46 +895,22 @@ where
 }
 
 /// Verification transactions: item 0 is the migration, item 1 the account.
-fn verification_outcome(result: Result<(), Vec<Refusal>>) -> Verification {
+/// A replay is an account refused only because its TOTP step was spent by a
+/// concurrent request; any other refusal means something changed.
+fn verification_outcome(result: Result<(), Vec<Refusal>>, step: u64) -> Verification {
     let Err(refusals) = result else {
         return Verification::Committed;
     };
-    let account_refused = refusals.get(1).is_some_and(Refusal::condition_failed);
-    let replayed = account_refused
-        && refusals[1].old.as_ref().is_some_and(|old| {
-            item::get_s(old, "status") == Some(AccountStatus::Active.as_str())
-                && refusals
-                    .iter()
-                    .enumerate()
-                    .all(|(i, r)| i == 1 || !r.condition_failed())
-        });
-    if replayed {
+    let only_the_account = refusals
+        .iter()
+        .enumerate()
+        .all(|(i, r)| (i == 1) == r.condition_failed());
+    let old = refusals.get(1).and_then(|r| r.old.as_ref());
+    let active = old.is_some_and(|old| item::get_s(old, "status") == Some("active"));
+    let spent = old.and_then(|old| item::get_n::<u64>(old, "totp_last_step"));
+    if only_the_account && active && spent.is_some_and(|spent| spent >= step) {
         Verification::TotpReplayed
     } else {
         Verification::StateChanged
     }
-}
-
-/// Closure transaction layout: 0 migration, 1 duplicate, 2 main, 3 contact
-/// ownership, 4 contact marker, 5 received marker, 6-7 audit, then the
-/// releases of the main account's previous and the duplicate's other contact.
-fn closure_refusal(refusals: &[Refusal]) -> Error {
-    let failed = |i: usize| refusals.get(i).is_some_and(Refusal::condition_failed);
-    if failed(4) {
-        return Error::ContactAlreadyMigrated;
-    }
-    if failed(5) {
-        return Error::AccountAlreadyMigrated;
-    }
-    if failed(1) {
-        if let Some(old) = refusals[1].old.as_ref() {
-            if item::get_s(old, "status") == Some(AccountStatus::Closed.as_str()) {
-                return Error::DuplicateClosed;
-            }
-            if item::get_bool(old, "kyc_verified") {
-                return Error::DuplicateIdentityVerified;
-            }
-        }
-    }
-    Error::StateChanged
 }
