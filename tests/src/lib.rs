@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 pub mod faults;
+pub mod iam;
 pub mod invariants;
+pub mod wire;
 
 pub const ALL_ENDPOINTS: &[Endpoint] = &[
     Endpoint::Start,
