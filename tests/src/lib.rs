@@ -227,6 +227,14 @@ impl Stack {
         }
     }
 
+    /// A stack around an app built elsewhere (as the functions build it).
+    pub fn of(app: App) -> Stack {
+        Stack {
+            app,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// The same table and policy, with code delivery through `courier`.
     pub fn with_courier(&self, courier: Courier) -> Stack {
         Stack {

@@ -18,8 +18,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
-use aws_smithy_types::body::SdkBody;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -58,16 +57,6 @@ impl Access {
     }
 }
 
-impl std::fmt::Display for Access {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} on {}", self.action, self.resource)?;
-        for (key, values) in &self.context {
-            write!(f, " {key}={}", values.join(","))?;
-        }
-        Ok(())
-    }
-}
-
 /// One request as it went on the wire.
 #[derive(Clone, Debug)]
 pub struct Sent {
@@ -80,8 +69,8 @@ pub struct Sent {
 #[derive(Debug, Default)]
 struct Log {
     sent: Vec<Sent>,
-    /// (service, operation) pairs to refuse, once each.
-    refusals: Vec<(String, String)>,
+    /// (service, operation, error code) of requests to refuse, once each.
+    refusals: Vec<(String, String, String)>,
 }
 
 /// Records every request of the SDK clients built from a configuration it wrapped.
@@ -107,29 +96,28 @@ impl Recorder {
         std::mem::take(&mut self.0.lock().unwrap().sent)
     }
 
-    /// The next `service` `operation` request is recorded and then refused
-    /// (403 AccessDenied, not retried) instead of being sent: a delivery
-    /// failure, for instance.
-    pub fn refuse_next(&self, service: &str, operation: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .refusals
-            .push((service.to_owned(), operation.to_owned()));
+    /// The next `service` `operation` request is recorded, then answered
+    /// with the error `code` (a 400, which is not retried) instead of being
+    /// sent: a delivery failure (`MessageRejected`), or a concurrent writer
+    /// that came first (`ConditionalCheckFailedException`).
+    pub fn refuse_next(&self, service: &str, operation: &str, code: &str) {
+        self.0.lock().unwrap().refusals.push((
+            service.to_owned(),
+            operation.to_owned(),
+            code.to_owned(),
+        ));
     }
 
-    /// Records `sent`; returns whether to refuse it.
-    fn record(&self, sent: Sent) -> bool {
+    /// Records `sent`; returns the error to answer it with instead, if any.
+    fn record(&self, sent: Sent) -> Option<String> {
         let mut log = self.0.lock().unwrap();
         let refused = log
             .refusals
             .iter()
-            .position(|(s, o)| *s == sent.service && *o == sent.operation);
-        if let Some(i) = refused {
-            log.refusals.remove(i);
-        }
+            .position(|(s, o, _)| *s == sent.service && *o == sent.operation)
+            .map(|i| log.refusals.remove(i).2);
         log.sent.push(sent);
-        refused.is_some()
+        refused
     }
 }
 
@@ -160,14 +148,12 @@ struct RecordingConnector {
 
 impl HttpConnector for RecordingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        if self.recorder.record(read(&request)) {
-            let mut refused = HttpResponse::new(
-                StatusCode::try_from(403).expect("status"),
-                SdkBody::from(r#"{"__type":"AccessDeniedException","message":"refused"}"#),
-            );
-            refused
-                .headers_mut()
-                .insert("x-amzn-ErrorType", "AccessDeniedException");
+        if let Some(code) = self.recorder.record(read(&request)) {
+            // The JSON protocols read the code from `__type`, REST from the header.
+            let body = json!({"__type": code, "message": "refused by the test"}).to_string();
+            let mut refused =
+                HttpResponse::new(StatusCode::try_from(400).expect("status"), body.into());
+            refused.headers_mut().insert("x-amzn-ErrorType", code);
             refused
                 .headers_mut()
                 .insert("content-type", "application/json");
