@@ -17,7 +17,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 pub mod faults;
+pub mod iam;
 pub mod invariants;
+pub mod wire;
 
 pub const ALL_ENDPOINTS: &[Endpoint] = &[
     Endpoint::Start,
@@ -221,6 +223,14 @@ impl Stack {
                 codes: CodeKey::new(TEST_SECRET).expect("long enough"),
                 policy,
             },
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A stack around an app built elsewhere (as the functions build it).
+    pub fn of(app: App) -> Stack {
+        Stack {
+            app,
             http: reqwest::Client::new(),
         }
     }
