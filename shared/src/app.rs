@@ -36,11 +36,6 @@ fn owned(migration: Option<Migration>, caller: &str) -> Result<Migration, Error>
     Ok(migration)
 }
 
-/// The quota subject of a contact.
-pub fn contact_subject(contact: &Contact) -> String {
-    format!("{}#{}", contact.channel(), contact.value())
-}
-
 impl App {
     /// The migration `id` if it exists and belongs to `caller`; otherwise the
     /// same 404 either way, so ids cannot be probed.

@@ -3,7 +3,7 @@
 use std::env;
 
 use crate::domain::quota::Quota;
-use crate::domain::{CodeKey, Policy};
+use crate::domain::{CodeKey, Policy, SmsRule};
 use crate::http::AuthMode;
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,13 @@ impl Config {
                     )?,
                     ..defaults.starts_per_account
                 },
+                sends_per_contact_per_requester: Quota {
+                    limit: number(
+                        "SENDS_PER_CONTACT_PER_REQUESTER_PER_DAY",
+                        defaults.sends_per_contact_per_requester.limit,
+                    )?,
+                    ..defaults.sends_per_contact_per_requester
+                },
                 sends_per_contact: Quota {
                     limit: number(
                         "SENDS_PER_CONTACT_PER_DAY",
@@ -187,6 +194,11 @@ impl Config {
                         defaults.failures_per_account.limit,
                     )?,
                     ..defaults.failures_per_account
+                },
+                sms: match env::var("SMS_ALLOWED_COUNTRIES") {
+                    Ok(list) if !list.trim().is_empty() => SmsRule::parse(&list)
+                        .map_err(|e| ConfigError::Invalid("SMS_ALLOWED_COUNTRIES", e))?,
+                    _ => defaults.sms,
                 },
             },
         })

@@ -198,7 +198,8 @@ pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
             &config.sender_email,
             aws_sdk_sns::Client::new(aws),
             config.sms_sender_id.clone(),
-        ),
+        )
+        .with_sms_rule(config.policy.sms.clone()),
         codes,
         policy: config.policy.clone(),
     }

@@ -57,6 +57,7 @@ async fn main() {
     // the work of start itself, so they are lifted.
     let mut policy = Policy::default();
     policy.starts_per_account.limit = u32::MAX;
+    policy.sends_per_contact_per_requester.limit = u32::MAX;
     policy.sends_per_contact.limit = u32::MAX;
     let stack = Stack::with_policy(policy).await;
     let now = unix_now();

@@ -181,6 +181,7 @@ pub fn violations(items: &[Item], policy: &Policy) -> Vec<String> {
         let quota: Quota = match kind {
             "starts" => policy.starts_per_account,
             "sends" => policy.sends_per_contact,
+            "requester_sends" => policy.sends_per_contact_per_requester,
             "failures" => policy.failures_per_account,
             _ => continue,
         };

@@ -211,6 +211,7 @@ impl Stack {
         }
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(config.build());
         let table = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let courier = local_courier().await.with_sms_rule(policy.sms.clone());
         let store = Store::new(dynamodb, table);
         store
             .create_table()
@@ -219,7 +220,7 @@ impl Stack {
         Stack {
             app: App {
                 store,
-                courier: local_courier().await,
+                courier,
                 codes: CodeKey::new(TEST_SECRET).expect("long enough"),
                 policy,
             },
@@ -319,6 +320,16 @@ impl Stack {
             .await
             .expect("the table answers")
             .item
+    }
+
+    /// The events recorded in one quota log (`kind`, `subject`), read
+    /// straight from the table.
+    pub async fn quota_events(&self, kind: &str, subject: &str) -> usize {
+        let key = contact_migration::store::item::key(format!("QUOTA#{kind}#{subject}"), "QUOTA");
+        self.stored_item(key)
+            .await
+            .and_then(|it| it.get("hits").and_then(|h| h.as_l().ok()).map(Vec::len))
+            .unwrap_or(0)
     }
 
     pub async fn stored_account(&self, id: &str) -> Account {

@@ -74,6 +74,7 @@ async fn email_courier(rules: &[Rule]) -> Courier {
 fn tight_policy() -> Policy {
     let mut policy = Policy::default();
     policy.starts_per_account.limit = 1;
+    policy.sends_per_contact_per_requester.limit = 1;
     policy.sends_per_contact.limit = 1;
     policy
 }

@@ -252,6 +252,7 @@ impl World {
         let mut policy = Policy::default();
         // Quotas have their own boundary tests; here they would only cut sequences short.
         policy.starts_per_account.limit = 10_000;
+        policy.sends_per_contact_per_requester.limit = 10_000;
         policy.sends_per_contact.limit = 10_000;
         policy.failures_per_account.limit = 10_000;
         let stack = Arc::new(Stack::with_policy(policy).await);

@@ -10,6 +10,7 @@ pub mod error;
 pub mod migration;
 pub mod policy;
 pub mod quota;
+pub mod sms;
 pub mod totp;
 pub mod warning;
 
@@ -21,6 +22,7 @@ pub use eligibility::Blocker;
 pub use error::Error;
 pub use migration::{Migration, MigrationState};
 pub use policy::Policy;
+pub use sms::SmsRule;
 pub use warning::Warning;
 
 /// Seconds since the unix epoch, UTC. The only clock type in the crate.

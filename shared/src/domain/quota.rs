@@ -2,14 +2,16 @@
 //! `window` seconds. The log of recent events is stored per subject and
 //! replaced with a conditional write, so parallel requests cannot exceed it.
 
-use super::Timestamp;
+use super::{Contact, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaKind {
     /// Migrations started by one main account.
     Starts,
-    /// Code messages sent to one contact.
+    /// Code messages sent to one contact by all requesters together.
     Sends,
+    /// Code messages sent to one contact at the request of one account.
+    RequesterSends,
     /// Failed verifications of one main account, across migrations.
     Failures,
 }
@@ -19,9 +21,21 @@ impl QuotaKind {
         match self {
             QuotaKind::Starts => "starts",
             QuotaKind::Sends => "sends",
+            QuotaKind::RequesterSends => "requester_sends",
             QuotaKind::Failures => "failures",
         }
     }
+}
+
+/// The subject of a contact's quota ([`QuotaKind::Sends`]).
+pub fn contact_subject(contact: &Contact) -> String {
+    format!("{}#{}", contact.channel(), contact.value())
+}
+
+/// The subject of one account's sends to a contact
+/// ([`QuotaKind::RequesterSends`]).
+pub fn requester_subject(account_id: &str, contact: &Contact) -> String {
+    format!("{account_id}#{}", contact_subject(contact))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ mod sns;
 
 pub use message::{support_reference, Message, Notice};
 
-use crate::domain::{Channel, Contact};
+use crate::domain::{Channel, Contact, SmsRule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -17,6 +17,9 @@ pub enum DeliveryError {
     /// up in logs.
     #[error("provider: {0}")]
     Provider(String),
+    /// Not sent: the destination is outside what the service sends to.
+    #[error("refused: {0}")]
+    Refused(&'static str),
 }
 
 impl DeliveryError {
@@ -56,7 +59,19 @@ impl Courier {
     ) -> Courier {
         Courier {
             email: ses::Ses::new(ses, sender.into()),
-            sms: sns::Sns::new(sns, sms_sender_id),
+            sms: sns::Sns::new(sns, sms_sender_id, SmsRule::default()),
+        }
+    }
+
+    /// The numbers SMS may go to (the configured [`SmsRule`]); by default
+    /// [`SmsRule::default`]. The steps refuse other numbers with a clear
+    /// answer before anything is taken or sent; the courier refuses them too,
+    /// so no path to SNS, present or future, can send a code or a notice to
+    /// a premium-rate number or an unchosen country.
+    pub fn with_sms_rule(self, rule: SmsRule) -> Courier {
+        Courier {
+            sms: self.sms.with_rule(rule),
+            ..self
         }
     }
 

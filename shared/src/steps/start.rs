@@ -4,13 +4,16 @@
 //! its timing are the same for a bound and a free contact (no enumeration).
 //! Quotas are taken before anything is sent and given back if delivery
 //! fails; codes are delivered before the migration is written, so a delivery
-//! failure leaves nothing usable behind.
+//! failure leaves nothing usable behind. The quotas bound what one account
+//! can have sent to a contact and what all accounts together can send to a
+//! new contact, never what an account receives at its own contact because
+//! of others' requests.
 
 use serde::Deserialize;
 
 use super::MigrationView;
-use crate::app::{contact_subject, App, Reservation};
-use crate::domain::quota::QuotaKind;
+use crate::app::{App, Reservation};
+use crate::domain::quota::{Quota, QuotaKind};
 use crate::domain::{
     AuditEvent, Caller, Channel, CodeSide, Contact, Error, Migration, MigrationState, OneTimeCode,
     Step, Timestamp,
@@ -80,18 +83,10 @@ impl CodePair {
     }
 }
 
-/// The send quota of both recipients.
-fn send_quotas(app: &App, m: &Migration) -> Vec<(QuotaKind, String, crate::domain::quota::Quota)> {
-    [&m.new_contact, &m.current_contact]
-        .into_iter()
-        .map(|c| {
-            (
-                QuotaKind::Sends,
-                contact_subject(c),
-                app.policy.sends_per_contact,
-            )
-        })
-        .collect()
+/// The send quotas of both recipients (see [`crate::domain::Policy::code_send_quotas`]).
+fn send_quotas(app: &App, m: &Migration) -> Vec<(QuotaKind, String, Quota)> {
+    app.policy
+        .code_send_quotas(&m.account_id, &m.new_contact, &m.current_contact)
 }
 
 pub async fn start(
@@ -101,6 +96,9 @@ pub async fn start(
     now: Timestamp,
 ) -> Result<MigrationView, Error> {
     let new_contact = Contact::parse(request.channel, &request.new_contact)?;
+    // Before anything is read, taken or sent, and the same for a bound or
+    // a free number: where SMS may go depends on the number alone.
+    app.policy.sms.admits(&new_contact)?;
     let main = app
         .store
         .account(&caller.account_id)
