@@ -377,7 +377,10 @@ impl Stack {
         let event = api_gateway_event(method, path, caller, body, headers);
         let request =
             lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
-        let response = http::serve(&self.app, auth, ALL_ENDPOINTS, request, now).await;
+        // Boxed: every step's future is inside `serve`'s, and tests that
+        // await many requests in one function would carry them all on a
+        // test thread's stack (debug builds do not overlap their storage).
+        let response = Box::pin(http::serve(&self.app, auth, ALL_ENDPOINTS, request, now)).await;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

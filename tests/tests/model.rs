@@ -356,7 +356,8 @@ impl World {
                 if self.migrations[index].owner != main {
                     let answer = match op {
                         Op::Close { .. } => {
-                            let body = json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true});
+                            let body =
+                                json!({"acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true});
                             self.stack
                                 .step(&self.accounts[main].real, &id, "close", body, now)
                                 .await

@@ -221,6 +221,58 @@ fn not(code: &str) -> String {
     if code == "000000" { "111111" } else { "000000" }.to_owned()
 }
 
+/// Closes that need the duplicate's authenticator code.
+async fn drive_duplicate_codes(stack: &Stack, d: &Driver<'_>, now: i64) {
+    // A duplicate with its own authenticator: the close needs its code
+    // (absent, wrong, right); a closure refused after a right code spends it.
+    let with_phone = AccountSpec {
+        phone: true,
+        ..AccountSpec::default()
+    };
+    let with_authenticator = AccountSpec {
+        phone: true,
+        ..AccountSpec::default()
+    };
+    for refused in [false, true] {
+        let owner = stack.account(with_phone).await;
+        let guarded = stack.account(with_authenticator).await;
+        let as_owner = d.as_(stack, &owner);
+        let (id, codes) = as_owner.started(&guarded.email, now).await;
+        let answer = as_owner.verify(&id, &codes, &owner.totp_at(now), now).await;
+        answer.is(200, "verify of a bound contact");
+        let answer = as_owner.post(&id, "migrate", json!({}), now).await;
+        answer.is(200, "migrate");
+        let with_code = |code: String| {
+            json!({
+                "acknowledged_warnings": ACKNOWLEDGE_ALL, "confirm": true,
+                "duplicate_totp_code": code
+            })
+        };
+        if refused {
+            let mut changed = stack.stored_account(&guarded.id).await;
+            changed.kyc_verified = true;
+            end_to_end::overwrite_account(stack, &changed).await;
+            let answer = as_owner
+                .post(&id, "close", with_code(guarded.totp_at(now)), now)
+                .await;
+            answer.is(409, "a refused close with the duplicate's code");
+            continue;
+        }
+        as_owner
+            .close(&id, now)
+            .await
+            .is(422, "close without the duplicate's code");
+        let answer = as_owner
+            .post(&id, "close", with_code(not(&guarded.totp_at(now))), now)
+            .await;
+        answer.is(422, "close with a wrong duplicate code");
+        let answer = as_owner
+            .post(&id, "close", with_code(guarded.totp_at(now)), now)
+            .await;
+        answer.is(200, "close with the duplicate's code");
+    }
+}
+
 /// Every step of every function, on each path that sends something of its own.
 async fn drive(stack: &Stack, d: &Driver<'_>) {
     let now = unix_now();
@@ -252,6 +304,11 @@ async fn drive(stack: &Stack, d: &Driver<'_>) {
     answer.is(404, "get of no migration");
     let answer = as_main.post(&id, "resend", json!({}), now).await;
     answer.is(429, "resend inside the cooldown");
+    // A concurrent resend claims the send first: resend reads what it left.
+    d.recorder
+        .refuse_next("dynamodb", "UpdateItem", "ConditionalCheckFailedException");
+    let answer = as_main.post(&id, "resend", json!({}), later).await;
+    answer.is(409, "resend overtaken by a concurrent send");
     as_main
         .post(&id, "resend", json!({}), later)
         .await
@@ -275,6 +332,23 @@ async fn drive(stack: &Stack, d: &Driver<'_>) {
     as_main.close(&id, t3).await.is(200, "repeated close");
     let answer = as_main.call("DELETE", &path, json!({}), t3).await;
     answer.is(409, "cancel of a completed migration");
+
+    Box::pin(drive_duplicate_codes(stack, d, now)).await;
+
+    // A concurrent migrate commits first: migrate reads what it left.
+    let slow = stack.account(with_phone).await;
+    let bound = stack.account(duplicate).await.email;
+    let as_slow = d.as_(stack, &slow);
+    let (id, codes) = as_slow.started(&bound, now).await;
+    let answer = as_slow.verify(&id, &codes, &slow.totp_at(now), now).await;
+    answer.is(200, "verify of a bound contact");
+    d.recorder.refuse_next(
+        "dynamodb",
+        "TransactWriteItems",
+        "TransactionCanceledException",
+    );
+    let answer = as_slow.post(&id, "migrate", json!({}), now).await;
+    answer.is(409, "migrate overtaken by a concurrent change");
 
     // Free contacts, by SMS and by email: plain changes of contact.
     for contact in [
@@ -416,13 +490,15 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
         .expect("DynamoDB Local is reachable");
     let stack = Stack::of(app);
 
-    drive(
+    // Boxed: the whole drive is one future, too large for a test thread's
+    // stack in a debug build.
+    Box::pin(drive(
         &stack,
         &Driver {
             recorder: &recorder,
             seen: &seen,
         },
-    )
+    ))
     .await;
 
     let region = aws.region().expect("a region").to_string();

@@ -386,7 +386,10 @@ async fn sends_per_migration_are_limited(ch: Channel) {
     // No later resend of this migration can succeed: a Retry-After would
     // only invite a retry that ends in 410 once the codes expire.
     assert_eq!(sixth.retry_after, None, "{sixth:?}");
-    assert!(sixth.body["error"].get("retry_after").is_none(), "{sixth:?}");
+    assert!(
+        sixth.body["error"].get("retry_after").is_none(),
+        "{sixth:?}"
+    );
     assert!(
         sixth.body["error"]["message"]
             .as_str()

@@ -80,8 +80,8 @@ impl CodeKey {
             return None;
         }
         // A fingerprint: an HMAC of a constant, so it reveals nothing of the key.
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC-SHA256 accepts keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&secret)
+            .expect("HMAC-SHA256 accepts keys of any length");
         mac.update(b"code-key-id-v1");
         let id = hex(&mac.finalize().into_bytes()[..4]);
         Some(CodeKey {

@@ -120,7 +120,9 @@ pub async fn close(
                     .ok_or_else(|| Error::Internal("closure without result".into()));
             }
             Closure::DuplicateTotpReplayed => {
-                let counted = app.owned_migration(&caller.account_id, migration_id).await?;
+                let counted = app
+                    .owned_migration(&caller.account_id, migration_id)
+                    .await?;
                 if let Some(done) = closed(&counted) {
                     return Ok(done);
                 }

@@ -64,7 +64,8 @@ impl Store {
             .build()
             .map_err(build_error)?;
 
-        let duplicate_update = self.duplicate_closure(migration, duplicate, duplicate_totp_step, now)?;
+        let duplicate_update =
+            self.duplicate_closure(migration, duplicate, duplicate_totp_step, now)?;
 
         // The main account takes the contact, provided its own contact on the
         // channel is still the one `migrate` saw.

@@ -18,9 +18,7 @@ use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 use crate::domain::eligibility::EligibilityFacts;
-use crate::domain::{
-    Account, AuditEvent, Contact, Error, Migration, Step, Timestamp,
-};
+use crate::domain::{Account, AuditEvent, Contact, Error, Migration, Step, Timestamp};
 use item::{b, n, s, Item};
 
 pub use closure::Closure;
@@ -435,7 +433,11 @@ impl Store {
     /// and the send claimed with [`Store::claim_send`]) if the claim is still
     /// the latest send and the migration still awaits verification. Returns
     /// whether it applied.
-    pub async fn reissue_codes(&self, updated: &Migration, event: &AuditEvent) -> Result<bool, Error> {
+    pub async fn reissue_codes(
+        &self,
+        updated: &Migration,
+        event: &AuditEvent,
+    ) -> Result<bool, Error> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(&updated.migration_id)))
@@ -677,9 +679,11 @@ impl Store {
         let mut update = "SET totp_last_step = :step".to_owned();
         let mut condition =
             format!("#status = :active AND ({TOTP_STEP_UNUSED}) AND #current = :current");
-        let mut attribute_names =
-            names([("#status", "status"), ("#current", current.channel().as_str())])
-                .unwrap_or_default();
+        let mut attribute_names = names([
+            ("#status", "status"),
+            ("#current", current.channel().as_str()),
+        ])
+        .unwrap_or_default();
         let mut attribute_values = values([
             (":step", n(step)),
             (":active", s("active")),
