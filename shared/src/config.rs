@@ -90,13 +90,25 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
 /// the Lambda variables too, and a function whose table is on 127.0.0.1 can
 /// only be the local stack.
 fn auth_mode() -> Result<AuthMode, ConfigError> {
-    if env::var("AUTH_MODE").as_deref() != Ok("dev") {
+    auth_mode_of(
+        env::var("AUTH_MODE").ok().as_deref(),
+        env::var("AWS_LAMBDA_FUNCTION_NAME").ok().as_deref(),
+        env::var("AWS_ENDPOINT_URL_DYNAMODB").ok().as_deref(),
+    )
+}
+
+/// [`auth_mode`] from the values of `AUTH_MODE`, `AWS_LAMBDA_FUNCTION_NAME`
+/// and `AWS_ENDPOINT_URL_DYNAMODB`.
+fn auth_mode_of(
+    auth_mode: Option<&str>,
+    lambda_function: Option<&str>,
+    dynamodb_endpoint: Option<&str>,
+) -> Result<AuthMode, ConfigError> {
+    if auth_mode != Some("dev") {
         return Ok(AuthMode::Jwt);
     }
-    let in_lambda = env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
-    let local_table = env::var("AWS_ENDPOINT_URL_DYNAMODB")
-        .ok()
-        .is_some_and(|url| is_loopback_url(&url));
+    let in_lambda = lambda_function.is_some_and(|name| !name.is_empty());
+    let local_table = dynamodb_endpoint.is_some_and(is_loopback_url);
     if in_lambda && !local_table {
         return Err(ConfigError::Invalid(
             "AUTH_MODE",
@@ -208,6 +220,33 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_mode_dev_is_refused_inside_lambda() {
+        for endpoint in [None, Some("https://dynamodb.eu-west-1.amazonaws.com")] {
+            assert!(matches!(
+                auth_mode_of(Some("dev"), Some("verify"), endpoint),
+                Err(ConfigError::Invalid("AUTH_MODE", _))
+            ));
+        }
+    }
+
+    #[test]
+    fn auth_mode_dev_serves_the_local_stack_and_jwt_is_the_default() {
+        let local = Some("http://127.0.0.1:8000");
+        // `cargo lambda watch` sets the Lambda variables too.
+        assert_eq!(
+            auth_mode_of(Some("dev"), Some("verify"), local).unwrap(),
+            AuthMode::Dev
+        );
+        assert_eq!(auth_mode_of(Some("dev"), None, None).unwrap(), AuthMode::Dev);
+        for other in [None, Some(""), Some("jwt"), Some("DEV")] {
+            assert_eq!(
+                auth_mode_of(other, Some("verify"), None).unwrap(),
+                AuthMode::Jwt
+            );
+        }
+    }
 
     #[test]
     fn only_loopback_endpoints_count_as_the_local_stack() {

@@ -87,14 +87,23 @@ impl Message<'_> {
         };
         let (subject, text) = match self {
             Message::Code { code, side } => {
-                let purpose = match side {
-                    CodeSide::NewContact => "to confirm you control this address and want it on your main account",
-                    CodeSide::CurrentContact => "to confirm a change of contact on your account",
+                let (purpose, consequence) = match side {
+                    CodeSide::NewContact => (
+                        "to confirm you control this address and want it on your main account",
+                        // The same words for every address: whether it is bound is
+                        // never revealed before verification.
+                        "\n\nIf another account uses this address, that account will be \
+                         permanently closed when the move completes: it can never be reopened, \
+                         and any assets left on it stay there.",
+                    ),
+                    CodeSide::CurrentContact => {
+                        ("to confirm a change of contact on your account", "")
+                    }
                 };
                 (
                     "Your verification code".to_owned(),
                     format!(
-                        "{}\n\nUse this code {purpose}. It expires in 10 minutes and works once.\n\n\
+                        "{}\n\nUse this code {purpose}. It expires in 10 minutes and works once.{consequence}\n\n\
                          If you did not ask for it, ignore this message and consider changing your password. \
                          We will never ask you for this code.",
                         code.as_str()
