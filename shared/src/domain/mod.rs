@@ -13,7 +13,7 @@ pub mod quota;
 pub mod totp;
 pub mod warning;
 
-pub use account::{Account, AccountStatus};
+pub use account::{Account, AccountStatus, SealedSecret};
 pub use audit::{AuditEvent, Caller, Step};
 pub use code::{CodeKey, CodeSide, OneTimeCode};
 pub use contact::{Channel, Contact};
