@@ -88,13 +88,18 @@ pub fn kms_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_kms
     )
 }
 
+/// The TOTP key of the local stack: `TOTP_KEY_ID`, else the alias.
+pub fn totp_key_id() -> String {
+    env_or("TOTP_KEY_ID", TOTP_KEY_ALIAS)
+}
+
 /// The vault of the local stack: moto's KMS and the key `TOTP_KEY_ID` names
 /// (the alias emulators.sh creates, created here too if this moto was
 /// started without it, so the tests do not depend on how it was started).
 pub async fn local_vault() -> Vault {
     static KEY_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let kms = kms_client(&local_config().await, &kms_endpoint());
-    let key_id = env_or("TOTP_KEY_ID", TOTP_KEY_ALIAS);
+    let key_id = totp_key_id();
     KEY_READY.get_or_init(|| ensure_alias(&kms, &key_id)).await;
     Vault::new(kms, key_id)
 }
