@@ -1,8 +1,10 @@
-//! Operator command line for the contact migration table. Uses `TABLE_NAME`
-//! and the standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` for local).
+//! Operator command line for the contact migration table. Uses `TABLE_NAME`,
+//! `TOTP_KEY_ID` (create-account) and the standard AWS environment
+//! (`AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_KMS` for local).
 
 use contact_migration::domain::{totp, Account, AccountStatus, Channel, Contact};
 use contact_migration::store::Store;
+use contact_migration::vault::Vault;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -12,7 +14,8 @@ usage: admin <command>
   create-table
       create the table if it does not exist
   create-account --email E [--phone P] [--kyc] [--with-assets] [--referral-code C] [--no-totp]
-      prints {\"account_id\": \"...\", \"totp_secret\": \"<base32>\"}
+      prints {\"account_id\": \"...\", \"totp_secret\": \"<base32>\"}: the only time the
+      secret is shown in the clear; the table holds it sealed under TOTP_KEY_ID
   show-account ID
       prints the account as JSON
   audit ID
@@ -40,10 +43,29 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
+fn required(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{name} is not set"))
+}
+
+async fn aws() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
 async fn store() -> Result<Store, String> {
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_owned())?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    Ok(Store::new(aws_sdk_dynamodb::Client::new(&aws), table))
+    let table = required("TABLE_NAME")?;
+    Ok(Store::new(
+        aws_sdk_dynamodb::Client::new(&aws().await),
+        table,
+    ))
+}
+
+/// The vault TOTP secrets are sealed with at enrolment.
+async fn vault() -> Result<Vault, String> {
+    let key = required("TOTP_KEY_ID")?;
+    Ok(Vault::new(aws_sdk_kms::Client::new(&aws().await), key))
 }
 
 async fn run(args: &[String]) -> Result<(), String> {
@@ -137,6 +159,16 @@ async fn create_account(args: &[String]) -> Result<(), String> {
         .transpose()?;
     let account_id = uuid::Uuid::new_v4().to_string();
     let totp_secret = with_totp.then(|| totp::generate_secret(&mut rand::rng()));
+    let sealed = match &totp_secret {
+        Some(secret) => Some(
+            vault()
+                .await?
+                .seal(&account_id, secret)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     let account = Account {
         referral_code: Some(referral_code.unwrap_or_else(|| account_id[..8].to_ascii_uppercase())),
         account_id,
@@ -146,7 +178,7 @@ async fn create_account(args: &[String]) -> Result<(), String> {
         kyc_verified: kyc,
         has_assets: assets,
         referral_code_active: true,
-        totp_secret,
+        totp_secret: sealed,
         totp_last_step: None,
         token_version: 0,
     };
@@ -160,7 +192,7 @@ async fn create_account(args: &[String]) -> Result<(), String> {
     }
     println!(
         "{}",
-        json!({"account_id": account.account_id, "totp_secret": account.totp_secret})
+        json!({"account_id": account.account_id, "totp_secret": totp_secret})
     );
     Ok(())
 }
@@ -176,7 +208,7 @@ fn account_json(a: &Account) -> Value {
         "referral_code_active": a.referral_code_active,
         "has_assets": a.has_assets,
         "token_version": a.token_version,
-        "totp_enrolled": a.totp_secret.is_some(),
+        "totp_enrolled": a.has_totp(),
     })
 }
 

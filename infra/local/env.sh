@@ -16,7 +16,7 @@ export LOCAL_STATE_DIR="$LOCAL_ROOT/.local"
 # Ports are part of the product contract (docs and tests use them), so they are fixed here.
 export DYNAMODB_PORT=8000
 export SES_PORT=8005
-# moto server: SNS (SMS) and SSM Parameter Store.
+# moto server: SNS (SMS), SSM Parameter Store and KMS.
 export SNS_PORT=8006
 export API_PORT=9000
 
@@ -27,9 +27,12 @@ export AWS_REGION=us-east-1
 # application code needs no "local mode" branch to reach the emulators.
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNAMODB_PORT}"
 export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:${SES_PORT}"
-# One moto server answers both (it tells the services apart by the request signature).
+# One moto server answers all three (it tells the services apart by the request signature).
 export AWS_ENDPOINT_URL_SNS="http://127.0.0.1:${SNS_PORT}"
 export AWS_ENDPOINT_URL_SSM="http://127.0.0.1:${SNS_PORT}"
+export AWS_ENDPOINT_URL_KMS="http://127.0.0.1:${SNS_PORT}"
+# The KMS key TOTP secrets are sealed under; emulators.sh creates it (and its alias) in moto.
+export TOTP_KEY_ID=alias/contact-migration-totp
 # The emulators accept any credentials but the SDK refuses to sign without some. These are forced
 # (not defaulted) so a developer's real keys or profile are never used against the local stack.
 export AWS_ACCESS_KEY_ID=local
@@ -54,7 +57,7 @@ esac
 # The variables printed by `make dev` / `make -s env`, in one place so the list cannot drift.
 LOCAL_ENV_VARS=(
   TABLE_NAME AWS_REGION AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2
-  AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM
+  AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM AWS_ENDPOINT_URL_KMS TOTP_KEY_ID
   AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED
   CODE_HMAC_SECRET AUTH_MODE SENDER_EMAIL
 )

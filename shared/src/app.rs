@@ -1,16 +1,21 @@
-//! The service: the store, the courier, the code key and the policy, built
-//! once per process and shared by reference with every invocation.
+//! The service: the store, the courier, the code key, the TOTP vault and the
+//! policy, built once per process and shared by reference with every
+//! invocation.
 
 use crate::domain::quota::{Hit, Quota, QuotaKind};
 use crate::domain::{Account, CodeKey, Contact, Error, Migration, Policy, Timestamp};
 use crate::notify::{Courier, Message, Notice};
 use crate::store::Store;
+use crate::vault::Vault;
 
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
     pub courier: Courier,
     pub codes: CodeKey,
+    /// Opens TOTP secrets; only the functions that check TOTP codes have
+    /// one (and the KMS client and permission that come with it).
+    pub vault: Option<Vault>,
     pub policy: Policy,
 }
 
@@ -62,9 +67,17 @@ impl App {
 
     /// The account's TOTP secret (base32) for checking a code; `None` when
     /// no authenticator app is enrolled. Only the steps that check TOTP codes
-    /// (verify, close) ask for it.
+    /// (verify, close) ask for it; the others ask [`Account::has_totp`].
+    /// A secret that does not open (sealed for another account, another
+    /// key, KMS unreachable) is an internal error: nothing is checked.
     pub async fn totp_secret(&self, account: &Account) -> Result<Option<String>, Error> {
-        Ok(account.totp_secret.clone())
+        let Some(sealed) = &account.totp_secret else {
+            return Ok(None);
+        };
+        let vault = self.vault.as_ref().ok_or_else(|| {
+            Error::Internal("this function has no TOTP key to open secrets with".into())
+        })?;
+        vault.open(&account.account_id, sealed).await.map(Some)
     }
 
     /// Takes one event from each quota, all or none (one conditional write):

@@ -22,6 +22,9 @@ pub struct Config {
     pub sms_sender_id: Option<String>,
     pub auth: AuthMode,
     pub code_key: CodeKeySource,
+    /// `TOTP_KEY_ID`: the KMS key (id, ARN or alias) TOTP secrets are sealed
+    /// under. Required by the functions that check TOTP codes.
+    pub totp_key_id: Option<String>,
     pub policy: Policy,
     pub tls_roots: TlsRoots,
 }
@@ -163,6 +166,7 @@ impl Config {
             sms_sender_id: env::var("SMS_SENDER_ID").ok().filter(|v| !v.is_empty()),
             auth: auth_mode()?,
             code_key,
+            totp_key_id: env::var("TOTP_KEY_ID").ok().filter(|v| !v.is_empty()),
             tls_roots: match env::var("TLS_ROOTS").as_deref() {
                 Err(_) | Ok("" | "amazon") => TlsRoots::Amazon,
                 Ok("system") => TlsRoots::System,

@@ -27,11 +27,12 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::{code_key, CodeKeySource, Config, TlsRoots};
+use crate::config::{code_key, CodeKeySource, Config, ConfigError, TlsRoots};
 use crate::domain::{CodeKey, Timestamp};
 use crate::http::{self, Endpoint};
 use crate::notify::Courier;
 use crate::store::Store;
+use crate::vault::Vault;
 
 /// The log format: one JSON object a line (CloudWatch parses them), event
 /// fields flattened. Tests install the same subscriber over a buffer.
@@ -188,9 +189,11 @@ pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
 }
 
 /// The service's clients, from the SDK configuration (the
-/// `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2` and
-/// `AWS_ENDPOINT_URL_SNS` variables point them at local emulators).
-pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
+/// `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`,
+/// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_KMS` variables point them at
+/// local emulators). A KMS client only with a TOTP key: the functions that
+/// check no TOTP code neither build one nor may use the key.
+pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey, totp_key: Option<String>) -> App {
     App {
         store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
         courier: Courier::new(
@@ -201,13 +204,15 @@ pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey) -> App {
         )
         .with_sms_rule(config.policy.sms.clone()),
         codes,
+        vault: totp_key.map(|key| Vault::new(aws_sdk_kms::Client::new(aws), key)),
         policy: config.policy.clone(),
     }
 }
 
 /// Runs a Lambda function that serves `endpoints`.
 ///
-/// Init reads the configuration and the code key, so a bad one fails init,
+/// Init reads the configuration and the code key, so a bad one fails init
+/// (as does a missing `TOTP_KEY_ID` where an endpoint checks TOTP codes),
 /// and asks for the first event. The SDK clients are built when that event
 /// arrives, once: each costs a tenth of a millisecond or more of CPU (every
 /// service crate parses its endpoint rules when its first client is made),
@@ -219,8 +224,18 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
     let config = Config::from_env()?;
     let aws = sdk_config(config.tls_roots).await;
     let codes = resolve_code_key(&aws, &config.code_key).await?;
+    let totp_key = endpoints
+        .iter()
+        .any(|e| e.checks_totp())
+        .then(|| {
+            config
+                .totp_key_id
+                .clone()
+                .ok_or(ConfigError::Missing("TOTP_KEY_ID"))
+        })
+        .transpose()?;
     let auth = config.auth;
-    let app = LazyLock::new(move || app(&aws, &config, codes));
+    let app = LazyLock::new(move || app(&aws, &config, codes, totp_key));
     let app = &app;
     let handler = service_fn(move |request: Request| async move {
         let app: &App = app;

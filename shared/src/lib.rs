@@ -1,6 +1,7 @@
 //! The contact migration service's library: the domain rules, the DynamoDB
-//! store, code delivery, the HTTP edge, and the steps that join them. Each
-//! Lambda binary hands the endpoints it serves to [`lambda::run`].
+//! store, code delivery, the TOTP vault, the HTTP edge, and the steps that
+//! join them. Each Lambda binary hands the endpoints it serves to
+//! [`lambda::run`].
 
 pub mod app;
 pub mod config;
@@ -10,5 +11,6 @@ pub mod lambda;
 pub mod notify;
 pub mod steps;
 pub mod store;
+pub mod vault;
 
 pub use app::App;

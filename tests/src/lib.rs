@@ -4,7 +4,8 @@
 //! them, answered by the same `http::serve` the Lambda functions run.
 //!
 //! Needs the local stack (`make test` starts it): DynamoDB Local on
-//! `AWS_ENDPOINT_URL_DYNAMODB`, the SES emulator on `AWS_ENDPOINT_URL_SESV2`.
+//! `AWS_ENDPOINT_URL_DYNAMODB`, the SES emulator on `AWS_ENDPOINT_URL_SESV2`,
+//! moto (SNS and KMS) on `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_KMS`.
 
 use contact_migration::domain::{
     totp, Account, AccountStatus, Channel, CodeKey, Contact, Policy, Timestamp,
@@ -12,6 +13,7 @@ use contact_migration::domain::{
 use contact_migration::http::{self, AuthMode, Endpoint};
 use contact_migration::notify::Courier;
 use contact_migration::store::Store;
+use contact_migration::vault::Vault;
 use contact_migration::App;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -73,6 +75,79 @@ pub fn sns_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_sns
     )
 }
 
+pub fn kms_endpoint() -> String {
+    env_or("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8006")
+}
+
+/// The alias of the TOTP key `infra/local/emulators.sh` creates in moto.
+pub const TOTP_KEY_ALIAS: &str = "alias/contact-migration-totp";
+
+pub fn kms_client(config: &aws_config::SdkConfig, endpoint: &str) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(config)
+            .endpoint_url(endpoint)
+            .build(),
+    )
+}
+
+/// The TOTP key of the local stack: `TOTP_KEY_ID`, else the alias.
+pub fn totp_key_id() -> String {
+    env_or("TOTP_KEY_ID", TOTP_KEY_ALIAS)
+}
+
+/// The vault of the local stack: moto's KMS and the key `TOTP_KEY_ID` names
+/// (the alias emulators.sh creates, created here too if this moto was
+/// started without it, so the tests do not depend on how it was started).
+pub async fn local_vault() -> Vault {
+    static KEY_READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let kms = kms_client(&local_config().await, &kms_endpoint());
+    let key_id = totp_key_id();
+    KEY_READY.get_or_init(|| ensure_alias(&kms, &key_id)).await;
+    Vault::new(kms, key_id)
+}
+
+/// Creates the symmetric key an alias names, if the alias names none.
+async fn ensure_alias(kms: &aws_sdk_kms::Client, key_id: &str) {
+    if !key_id.starts_with("alias/") {
+        return;
+    }
+    let described = kms.describe_key().key_id(key_id).send().await;
+    match described {
+        Ok(_) => return,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_not_found_exception()) => {}
+        Err(e) => panic!(
+            "moto's KMS is reachable (make test starts it): {}",
+            aws_sdk_kms::error::DisplayErrorContext(&e)
+        ),
+    }
+    let key = kms
+        .create_key()
+        .description("contact-migration TOTP secrets (local)")
+        .send()
+        .await
+        .expect("moto creates a key")
+        .key_metadata
+        .expect("a created key has metadata")
+        .key_id;
+    // Another test process may have won the race: its alias serves as well.
+    if let Err(e) = kms
+        .create_alias()
+        .alias_name(key_id)
+        .target_key_id(key)
+        .send()
+        .await
+    {
+        assert!(
+            e.as_service_error()
+                .is_some_and(|e| e.is_already_exists_exception()),
+            "creating {key_id}: {}",
+            aws_sdk_kms::error::DisplayErrorContext(&e)
+        );
+    }
+}
+
 /// The courier of the local stack: the SES emulator and the SNS emulator.
 pub async fn local_courier() -> Courier {
     let aws = local_config().await;
@@ -120,6 +195,8 @@ pub struct TestAccount {
     pub id: String,
     pub email: String,
     pub phone: Option<String>,
+    /// The secret in the clear, as the account holder's authenticator app
+    /// knows it; the table holds it only sealed.
     pub totp_secret: Option<String>,
 }
 
@@ -222,6 +299,7 @@ impl Stack {
                 store,
                 courier,
                 codes: CodeKey::new(TEST_SECRET).expect("long enough"),
+                vault: Some(local_vault().await),
                 policy,
             },
             http: reqwest::Client::new(),
@@ -252,6 +330,10 @@ impl Stack {
         let phone = spec.phone.then(unique_phone);
         let id = uuid::Uuid::new_v4().to_string();
         let totp_secret = (!spec.no_totp).then(|| totp::generate_secret(&mut rand::rng()));
+        let sealed = match &totp_secret {
+            Some(secret) => Some(self.vault().seal(&id, secret).await.expect("KMS seals")),
+            None => None,
+        };
         let account = Account {
             account_id: id.clone(),
             email: Some(Contact::parse(Channel::Email, &email).unwrap()),
@@ -263,7 +345,7 @@ impl Stack {
             has_assets: spec.assets,
             referral_code: Some(format!("REF{}", &id[..6])),
             referral_code_active: true,
-            totp_secret: totp_secret.clone(),
+            totp_secret: sealed,
             totp_last_step: None,
             token_version: 0,
         };
@@ -274,6 +356,11 @@ impl Stack {
             phone,
             totp_secret,
         }
+    }
+
+    /// The vault accounts' TOTP secrets are sealed with.
+    pub fn vault(&self) -> &Vault {
+        self.app.vault.as_ref().expect("the test stack has a vault")
     }
 
     /// A main account for a test of `channel`: TOTP enrolled, and a phone

@@ -483,7 +483,7 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
         .await
         .expect("the code key is read from SSM");
     seen.keep("init", recorder.take());
-    let app = lambda::app(&aws, &config, codes);
+    let app = lambda::app(&aws, &config, codes, config.totp_key_id.clone());
     app.store
         .create_table()
         .await

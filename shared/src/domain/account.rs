@@ -24,6 +24,28 @@ impl AccountStatus {
     }
 }
 
+/// A TOTP secret as it is kept at rest: ciphertext that only the key's
+/// holder can open, and only for the account it was sealed for. Its Debug
+/// form shows no byte of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(Vec<u8>);
+
+impl SealedSecret {
+    pub fn from_ciphertext(ciphertext: Vec<u8>) -> SealedSecret {
+        SealedSecret(ciphertext)
+    }
+
+    pub fn ciphertext(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret({} bytes)", self.0.len())
+    }
+}
+
 /// The slice of an exchange account this service reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -35,8 +57,9 @@ pub struct Account {
     pub has_assets: bool,
     pub referral_code: Option<String>,
     pub referral_code_active: bool,
-    /// Base32 TOTP secret; `None` when no authenticator app is enrolled.
-    pub totp_secret: Option<String>,
+    /// The TOTP secret, sealed; `None` when no authenticator app is
+    /// enrolled. Only [`crate::App::totp_secret`] opens it.
+    pub totp_secret: Option<SealedSecret>,
     /// The last TOTP step accepted for this account (RFC 6238 §5.2).
     pub totp_last_step: Option<u64>,
     /// Bumped to revoke every token issued before it.

@@ -14,7 +14,7 @@ pub mod sms;
 pub mod totp;
 pub mod warning;
 
-pub use account::{Account, AccountStatus};
+pub use account::{Account, AccountStatus, SealedSecret};
 pub use audit::{AuditEvent, Caller, Step};
 pub use code::{CodeKey, CodeSide, OneTimeCode};
 pub use contact::{Channel, Contact};

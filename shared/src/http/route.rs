@@ -24,6 +24,11 @@ impl Endpoint {
             Endpoint::Cancel => "cancel",
         }
     }
+
+    /// Whether the endpoint checks TOTP codes, and so opens TOTP secrets.
+    pub fn checks_totp(self) -> bool {
+        matches!(self, Endpoint::Verify | Endpoint::Close)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -215,7 +215,7 @@ impl Store {
                 ("#status", "status"),
                 ("#contact", contact.channel().as_str()),
                 ("#other", contact.channel().other().as_str()),
-                ("#totp", item::TOTP_SECRET),
+                ("#totp", item::TOTP_SECRET_CIPHERTEXT),
             ]))
             .set_expression_attribute_values(Some(attribute_values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

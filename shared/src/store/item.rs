@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::domain::{
     Account, AccountStatus, AuditEvent, Channel, Contact, Error, Migration, MigrationState,
+    SealedSecret,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -24,8 +25,6 @@ pub const SK: &str = "sk";
 /// Epoch seconds after which DynamoDB may delete the item. Housekeeping only:
 /// no rule relies on it.
 pub const TTL: &str = "expires_at";
-/// The account attribute holding its authenticator's secret.
-pub const TOTP_SECRET: &str = "totp_secret";
 
 pub fn key(pk: String, sk: &str) -> Item {
     HashMap::from([(PK.into(), s(pk)), (SK.into(), s(sk))])
@@ -117,6 +116,10 @@ pub fn b(value: bool) -> AttributeValue {
     AttributeValue::Bool(value)
 }
 
+pub fn bytes(value: &[u8]) -> AttributeValue {
+    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(value))
+}
+
 /// An item with the given key plus attributes.
 pub fn with_key(
     key: Item,
@@ -170,6 +173,10 @@ fn optional_contact(item: &Item, channel: Channel, name: &str) -> Option<Contact
     get_s(item, name).map(|v| Contact::from_canonical(channel, v))
 }
 
+/// The sealed TOTP secret (binary): the table never holds it in the clear,
+/// so neither do its stream, backups or exports.
+pub const TOTP_SECRET_CIPHERTEXT: &str = "totp_secret_ciphertext";
+
 pub fn account_to_item(account: &Account) -> Item {
     let mut item = with_key(
         account_key(&account.account_id),
@@ -186,7 +193,10 @@ pub fn account_to_item(account: &Account) -> Item {
         ("email", account.email.as_ref().map(|c| s(c.value()))),
         ("phone", account.phone.as_ref().map(|c| s(c.value()))),
         ("referral_code", account.referral_code.as_ref().map(s)),
-        (TOTP_SECRET, account.totp_secret.as_ref().map(s)),
+        (
+            TOTP_SECRET_CIPHERTEXT,
+            account.totp_secret.as_ref().map(|t| bytes(t.ciphertext())),
+        ),
         ("totp_last_step", account.totp_last_step.map(n)),
     ];
     item.extend(
@@ -207,7 +217,12 @@ pub fn account_from_item(item: &Item) -> Result<Account, Error> {
         has_assets: get_bool(item, "has_assets"),
         referral_code: get_s(item, "referral_code").map(str::to_owned),
         referral_code_active: get_bool(item, "referral_code_active"),
-        totp_secret: get_s(item, TOTP_SECRET).map(str::to_owned),
+        // Only the ciphertext is read: an item still holding a secret in the
+        // clear (`totp_secret`) reads as not enrolled, so it fails closed.
+        totp_secret: item
+            .get(TOTP_SECRET_CIPHERTEXT)
+            .and_then(|v| v.as_b().ok())
+            .map(|blob| SealedSecret::from_ciphertext(blob.as_ref().to_vec())),
         totp_last_step: get_n(item, "totp_last_step"),
         token_version: get_n(item, "token_version").unwrap_or(0),
     })
@@ -315,7 +330,7 @@ mod tests {
             has_assets: false,
             referral_code: Some("REF".into()),
             referral_code_active: true,
-            totp_secret: Some("JBSWY3DPEHPK3PXP".into()),
+            totp_secret: Some(SealedSecret::from_ciphertext(vec![1, 2, 3, 0xff])),
             totp_last_step: Some(42),
             token_version: 3,
         };
@@ -323,6 +338,39 @@ mod tests {
             account_from_item(&account_to_item(&account)).unwrap(),
             account
         );
+    }
+
+    #[test]
+    fn an_account_item_holds_its_totp_secret_only_as_ciphertext() {
+        let ciphertext = vec![0x01, 0x02, 0xfe, 0x00];
+        let account = Account {
+            account_id: "a1".into(),
+            email: None,
+            phone: None,
+            status: AccountStatus::Active,
+            kyc_verified: false,
+            has_assets: false,
+            referral_code: None,
+            referral_code_active: false,
+            totp_secret: Some(SealedSecret::from_ciphertext(ciphertext.clone())),
+            totp_last_step: None,
+            token_version: 0,
+        };
+        let item = account_to_item(&account);
+        assert_eq!(
+            item.get("totp_secret_ciphertext")
+                .and_then(|v| v.as_b().ok())
+                .map(|b| b.as_ref().to_vec()),
+            Some(ciphertext)
+        );
+        assert!(!item.contains_key("totp_secret"));
+        assert!(account_from_item(&item).unwrap().has_totp());
+
+        // A secret left in the clear by an older writer is not used.
+        let mut legacy = item;
+        legacy.remove("totp_secret_ciphertext");
+        legacy.insert("totp_secret".into(), s("JBSWY3DPEHPK3PXP"));
+        assert!(!account_from_item(&legacy).unwrap().has_totp());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use end_to_end::{ses_endpoint, sns_endpoint};
+use end_to_end::{kms_endpoint, ses_endpoint, sns_endpoint, totp_key_id};
 
 /// How long the first request to a function may take: `cargo lambda watch`
 /// compiles the binary then, on a machine that may be busy building too.
@@ -84,6 +84,9 @@ impl Watch {
             .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb)
             .env("AWS_ENDPOINT_URL_SESV2", ses_endpoint())
             .env("AWS_ENDPOINT_URL_SNS", sns_endpoint())
+            .env("AWS_ENDPOINT_URL_KMS", kms_endpoint())
+            // The key the harness seals accounts' TOTP secrets under.
+            .env("TOTP_KEY_ID", totp_key_id())
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
