@@ -470,9 +470,20 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
         .send()
         .await
         .expect("the SSM emulator is reachable (make test starts it)");
+    // The template gives the functions the TOTP key's ARN; the local stack
+    // names it by its alias.
+    end_to_end::local_vault().await;
+    let key = end_to_end::kms_client(&local_config().await, &end_to_end::kms_endpoint())
+        .describe_key()
+        .key_id(end_to_end::totp_key_id())
+        .send()
+        .await
+        .expect("the TOTP key exists on the local stack");
+    let key_arn = key.key_metadata.and_then(|k| k.arn).expect("a key ARN");
     // Set before anything else reads the environment; this file holds one test.
     std::env::set_var("TABLE_NAME", &table);
     std::env::set_var("CODE_HMAC_SECRET_PARAMETER", &parameter);
+    std::env::set_var("TOTP_KEY_ID", &key_arn);
 
     // Init, as every function runs it.
     let recorder = Recorder::default();
