@@ -69,3 +69,43 @@ async fn a_missing_or_short_code_key_parameter_fails_init() {
     assert!(message.contains("32 bytes"), "{message}");
     assert!(!message.contains("too-short"), "the value is never echoed");
 }
+
+#[tokio::test]
+async fn the_code_key_and_its_previous_version_are_read_from_ssm() {
+    let aws = local_aws().await;
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let name = format!("/contact-migration/test/{}", uuid::Uuid::new_v4().simple());
+    let versions = [
+        "the-first-key-of-at-least-thirty-two-bytes",
+        "the-second-key-of-at-least-thirty-two-bytes",
+        "the-third-key-of-at-least-thirty-two-bytes!",
+    ];
+    let code = OneTimeCode::generate(&mut rand::rng());
+    let mut digests = Vec::new();
+    for (i, secret) in versions.iter().enumerate() {
+        ssm.put_parameter()
+            .name(&name)
+            .value(*secret)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(i > 0)
+            .send()
+            .await
+            .expect("the SSM emulator is reachable (make test starts it)");
+        digests.push(CodeKey::new(secret.as_bytes().to_vec()).unwrap().digest(
+            "m",
+            CodeSide::NewContact,
+            &code,
+        ));
+    }
+
+    let key = resolve_code_key(&aws, &CodeKeySource::Ssm(name))
+        .await
+        .expect("key read");
+    let checks = |digest: &String| key.matches("m", CodeSide::NewContact, code.as_str(), digest);
+    assert!(checks(&digests[2]), "the latest version is the key");
+    assert!(checks(&digests[1]), "the version before it still checks codes");
+    assert!(!checks(&digests[0]), "older versions do not");
+    assert!(!key.holds_key_of(&digests[0]));
+    // New codes are made with the latest version.
+    assert_eq!(key.digest("m", CodeSide::NewContact, &code), digests[2]);
+}
