@@ -6,7 +6,8 @@
 #      with fresh addresses on every run (create-account refuses a contact that has an owner)
 #   2. POST /migrations, then reads both codes from the SES emulator's /store and the TOTP code
 #      from `admin totp-code`
-#   3. POST .../verify, POST .../migrate, POST .../close acknowledging every warning
+#   3. POST .../verify, POST .../migrate, POST .../close acknowledging every warning, with a
+#      code of the duplicate's own authenticator
 #   4. shows the closed duplicate (`admin show-account`) and the main account
 #
 # Needs `make dev` running in another terminal (API on :9000, emulators on :8000/:8005/:8006).
@@ -96,6 +97,7 @@ printf '%s\n' "$old_json" | pretty
 MAIN="$(json_field account_id <<<"$main_json")"
 SECRET="$(json_field totp_secret <<<"$main_json")"
 OLD="$(json_field account_id <<<"$old_json")"
+OLD_SECRET="$(json_field totp_secret <<<"$old_json")"
 
 step "2. Start the migration: codes to $old_email (new) and $main_email (current)"
 call POST /migrations "{\"channel\": \"email\", \"new_contact\": \"$old_email\"}"
@@ -120,8 +122,11 @@ call POST "/migrations/$ID/migrate" '{}'
 expect 200
 warnings="$(python3 -c 'import json, sys; print(json.dumps([w["id"] for w in json.load(sys.stdin)["warnings"]]))' <<<"$BODY")"
 
-step "6. Close, acknowledging every warning"
-call POST "/migrations/$ID/close" "{\"acknowledged_warnings\": $warnings, \"confirm\": true}"
+step "6. Close, acknowledging every warning, with a code of the duplicate's own authenticator"
+DUPLICATE_TOTP="$(admin totp-code "$OLD_SECRET")" || die "admin totp-code failed"
+echo "duplicate's TOTP code $DUPLICATE_TOTP   (admin totp-code $OLD_SECRET)"
+call POST "/migrations/$ID/close" \
+  "{\"acknowledged_warnings\": $warnings, \"confirm\": true, \"duplicate_totp_code\": \"$DUPLICATE_TOTP\"}"
 expect 200
 
 step "7. Result"
