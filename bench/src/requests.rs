@@ -198,7 +198,7 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
         Row {
             label: "resend",
             counts: resend,
-            floor: (4, "read the migration (its recipients); read both send logs in one batch; take both slots in one write before sending; replace the codes once delivered"),
+            floor: (5, "read the migration and the caller's account (it must be active) in one batch; claim the send, so concurrent resends cannot send past the cap or the cooldown; read the send logs in one batch; take the slots in one write before sending; replace the codes once delivered"),
         },
         Row {
             label: "verify (bound contact)",
@@ -218,22 +218,22 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
         Row {
             label: "migrate",
             counts: migrate,
-            floor: (3, "read the migration; read main, duplicate, markers and owner in one batch; conditional update with audit"),
+            floor: (3, "read the migration and the caller's account; read main, duplicate, markers and owner in one batch; conditional update with audit"),
         },
         Row {
             label: "close",
             counts: close,
-            floor: (2, "read the migration; one transaction (the notices need nothing read if migrate records the duplicate's other contact)"),
+            floor: (2, "read the migration and the caller's account; one transaction (the notices need nothing read if migrate records the duplicate's other contact); with the duplicate's authenticator code, 2 more: count the attempt, read the duplicate's secret"),
         },
         Row {
             label: "get",
             counts: get,
-            floor: (1, "read the migration"),
+            floor: (1, "read the migration and the caller's account (it must be active) in one batch"),
         },
         Row {
             label: "cancel",
             counts: cancel,
-            floor: (2, "read the migration (its audit record names its contacts, and an expired one is no longer cancellable); one transaction of the conditional update and the audit record"),
+            floor: (2, "read the migration and the caller's account (its audit record names its contacts, and an expired one is no longer cancellable); one transaction of the conditional update and the audit record"),
         },
     ];
     // A completed migration takes the bound-contact verification.
