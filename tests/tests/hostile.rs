@@ -373,12 +373,14 @@ fn refused_cases(main: &TestAccount) -> Vec<Case> {
             bad,
         ),
         case(
+            // Close reads the migration first (what it needs depends on it:
+            // the duplicate's code), so no such migration is the answer.
             "500 unknown acknowledgements, no confirm",
             post(&close_path).json(
                 json!({"acknowledged_warnings": vec!["account_closure_permanent_"; 500], "confirm": false})
                     .to_string(),
             ),
-            Expect::Refused(422, "confirmation_required"),
+            not_found,
         ),
         case(
             "16 kB code strings",
