@@ -243,7 +243,10 @@ mod tests {
             auth_mode_of(Some("dev"), Some("verify"), local).unwrap(),
             AuthMode::Dev
         );
-        assert_eq!(auth_mode_of(Some("dev"), None, None).unwrap(), AuthMode::Dev);
+        assert_eq!(
+            auth_mode_of(Some("dev"), None, None).unwrap(),
+            AuthMode::Dev
+        );
         for other in [None, Some(""), Some("jwt"), Some("DEV")] {
             assert_eq!(
                 auth_mode_of(other, Some("verify"), None).unwrap(),

@@ -103,7 +103,10 @@ async fn the_code_key_and_its_previous_version_are_read_from_ssm() {
         .expect("key read");
     let checks = |digest: &String| key.matches("m", CodeSide::NewContact, code.as_str(), digest);
     assert!(checks(&digests[2]), "the latest version is the key");
-    assert!(checks(&digests[1]), "the version before it still checks codes");
+    assert!(
+        checks(&digests[1]),
+        "the version before it still checks codes"
+    );
     assert!(!checks(&digests[0]), "older versions do not");
     assert!(!key.holds_key_of(&digests[0]));
     // New codes are made with the latest version.

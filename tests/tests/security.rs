@@ -84,7 +84,10 @@ async fn closing_a_duplicate_with_an_authenticator_needs_its_code() {
     let without = stack.step(&main, &id, "close", close_body(None), now).await;
     assert_eq!(without.status, 422, "{without:?}");
     assert_eq!(without.error_code(), "confirmation_required");
-    assert_eq!(without.body["error"]["missing"], json!(["duplicate_totp_code"]));
+    assert_eq!(
+        without.body["error"]["missing"],
+        json!(["duplicate_totp_code"])
+    );
 
     let wrong = stack
         .step(
@@ -97,7 +100,10 @@ async fn closing_a_duplicate_with_an_authenticator_needs_its_code() {
         .await;
     assert_eq!(wrong.status, 422, "{wrong:?}");
     assert_eq!(wrong.error_code(), "invalid_codes");
-    assert_eq!(wrong.body["error"]["invalid"], json!(["duplicate_totp_code"]));
+    assert_eq!(
+        wrong.body["error"]["invalid"],
+        json!(["duplicate_totp_code"])
+    );
     // One attempt at verification, one here.
     assert_eq!(wrong.body["error"]["attempts_remaining"], 3);
     assert_still_open(&stack, &duplicate).await;
@@ -147,9 +153,18 @@ async fn wrong_duplicate_codes_lock_the_migration() {
     }
     let right = close_body(Some(duplicate.totp_at(now)));
     let locked = stack.step(&main, &id, "close", right, now).await;
-    assert_eq!((locked.status, locked.error_code()), (423, "migration_locked"));
+    assert_eq!(
+        (locked.status, locked.error_code()),
+        (423, "migration_locked")
+    );
     let got = stack
-        .call("GET", &format!("/migrations/{id}"), Some(&main.id), None, now)
+        .call(
+            "GET",
+            &format!("/migrations/{id}"),
+            Some(&main.id),
+            None,
+            now,
+        )
         .await;
     assert_eq!(got.body["state"], "locked");
     assert_still_open(&stack, &duplicate).await;
@@ -173,7 +188,10 @@ async fn parallel_duplicate_code_guesses_cannot_exceed_the_attempts() {
     let checked = answers.iter().filter(|a| a.status == 422).count();
     // Verification spent one of the five attempts.
     assert_eq!(checked, 4, "{answers:?}");
-    assert!(answers.iter().all(|a| [422, 423].contains(&a.status)), "{answers:?}");
+    assert!(
+        answers.iter().all(|a| [422, 423].contains(&a.status)),
+        "{answers:?}"
+    );
     assert_still_open(&stack, &duplicate).await;
 }
 
@@ -192,7 +210,11 @@ async fn a_duplicate_code_spent_by_a_refused_close_cannot_be_used_again() {
     let refused = stack
         .step(&main, &id, "close", close_body(Some(code.clone())), now)
         .await;
-    assert_eq!(refused.error_code(), "duplicate_identity_verified", "{refused:?}");
+    assert_eq!(
+        refused.error_code(),
+        "duplicate_identity_verified",
+        "{refused:?}"
+    );
 
     kyc.kyc_verified = false;
     kyc.totp_last_step = stack.stored_account(&duplicate.id).await.totp_last_step;
@@ -201,7 +223,10 @@ async fn a_duplicate_code_spent_by_a_refused_close_cannot_be_used_again() {
         .step(&main, &id, "close", close_body(Some(code)), now)
         .await;
     assert_eq!(replayed.status, 422, "{replayed:?}");
-    assert_eq!(replayed.body["error"]["invalid"], json!(["duplicate_totp_code"]));
+    assert_eq!(
+        replayed.body["error"]["invalid"],
+        json!(["duplicate_totp_code"])
+    );
     assert_still_open(&stack, &duplicate).await;
 }
 
@@ -240,10 +265,17 @@ async fn assets_that_arrive_after_migrate_stop_the_close() {
     funded.has_assets = true;
     overwrite_account(&stack, &funded).await;
     let refused = stack.step(&main, &id, "close", close_body(None), now).await;
-    assert_eq!((refused.status, refused.error_code()), (409, "state_changed"));
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (409, "state_changed")
+    );
     assert_still_open(&stack, &duplicate).await;
     assert_eq!(
-        stack.stored_account(&main.id).await.email.map(|c| c.value().to_owned()),
+        stack
+            .stored_account(&main.id)
+            .await
+            .email
+            .map(|c| c.value().to_owned()),
         Some(main.email.clone()),
         "nothing moved"
     );
@@ -262,7 +294,10 @@ async fn an_authenticator_enrolled_after_migrate_stops_the_close() {
     changed.totp_secret = stack.stored_account(&enrolled.id).await.totp_secret;
     overwrite_account(&stack, &changed).await;
     let refused = stack.step(&main, &id, "close", close_body(None), now).await;
-    assert_eq!((refused.status, refused.error_code()), (409, "state_changed"));
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (409, "state_changed")
+    );
     assert_still_open(&stack, &duplicate).await;
 }
 
@@ -292,14 +327,24 @@ async fn a_closed_accounts_token_does_nothing() {
     let later = now + 120;
     let path = format!("/migrations/{own}");
     let answers = [
-        stack.call("GET", &path, Some(&duplicate.id), None, later).await,
-        stack.call("DELETE", &path, Some(&duplicate.id), None, later).await,
-        stack.step(&duplicate, &own, "resend", json!({}), later).await,
+        stack
+            .call("GET", &path, Some(&duplicate.id), None, later)
+            .await,
+        stack
+            .call("DELETE", &path, Some(&duplicate.id), None, later)
+            .await,
+        stack
+            .step(&duplicate, &own, "resend", json!({}), later)
+            .await,
         stack
             .verify(&duplicate, &own, ("000000", "000000", "000000"), later)
             .await,
-        stack.step(&duplicate, &own, "migrate", json!({}), later).await,
-        stack.step(&duplicate, &own, "close", close_body(None), later).await,
+        stack
+            .step(&duplicate, &own, "migrate", json!({}), later)
+            .await,
+        stack
+            .step(&duplicate, &own, "close", close_body(None), later)
+            .await,
         stack
             .start(&duplicate, &unique_contact(Channel::Email, "new"), later)
             .await,
@@ -315,7 +360,11 @@ async fn a_closed_accounts_token_does_nothing() {
         .stored_item(item::migration_key(&own))
         .await
         .expect("stored");
-    assert_eq!(item::get_s(&stored, "state"), Some("codes_sent"), "nothing changed");
+    assert_eq!(
+        item::get_s(&stored, "state"),
+        Some("codes_sent"),
+        "nothing changed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -391,7 +440,9 @@ async fn a_right_totp_code_is_spent_when_verify_answers_contact_already_yours() 
         .await;
     assert_eq!(mine.error_code(), "contact_already_yours", "{mine:?}");
     // That TOTP code was checked, so it cannot be used again.
-    let third_new = stack.sms_to(&unique_contact_of(&stack, &ids[2]).await).await;
+    let third_new = stack
+        .sms_to(&unique_contact_of(&stack, &ids[2]).await)
+        .await;
     let reused = stack
         .verify(
             &main,
@@ -420,27 +471,48 @@ async fn verify_refuses_a_code_sent_to_a_contact_the_account_gave_up() {
     assert_eq!(done.body["state"], "completed", "{done:?}");
     // A migration started before the change sent its current-contact code
     // to the address the account no longer has.
-    let stack_before = stack.start(&main, &unique_contact(Channel::Email, "x"), now).await;
+    let stack_before = stack
+        .start(&main, &unique_contact(Channel::Email, "x"), now)
+        .await;
     assert_eq!(stack_before.status, 201, "{stack_before:?}");
     let mut gave_up = stack.stored_account(&main.id).await;
     let id = stack_before.body["migration_id"].as_str().unwrap();
     let stored = stack.stored_item(item::migration_key(id)).await.unwrap();
-    assert_eq!(item::get_s(&stored, "current_contact"), Some(changed.as_str()));
-    gave_up.email = Some(contact_migration::domain::Contact::parse(
-        Channel::Email,
-        &unique_contact(Channel::Email, "later"),
-    )
-    .unwrap());
+    assert_eq!(
+        item::get_s(&stored, "current_contact"),
+        Some(changed.as_str())
+    );
+    gave_up.email = Some(
+        contact_migration::domain::Contact::parse(
+            Channel::Email,
+            &unique_contact(Channel::Email, "later"),
+        )
+        .unwrap(),
+    );
     overwrite_account(&stack, &gave_up).await;
     let new_contact = item::get_s(&stored, "new_contact").unwrap().to_owned();
     let (new_code, current_code) = stack.codes(&new_contact, &changed).await;
     let next = now + 30;
     let refused = stack
-        .verify(&main, id, (&new_code, &current_code, &main.totp_at(next)), next)
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(next)),
+            next,
+        )
         .await;
-    assert_eq!((refused.status, refused.error_code()), (409, "state_changed"));
+    assert_eq!(
+        (refused.status, refused.error_code()),
+        (409, "state_changed")
+    );
     let got = stack
-        .call("GET", &format!("/migrations/{id}"), Some(&main.id), None, next)
+        .call(
+            "GET",
+            &format!("/migrations/{id}"),
+            Some(&main.id),
+            None,
+            next,
+        )
         .await;
     assert_eq!(got.body["attempts_remaining"], 5, "no attempt was counted");
 }
@@ -461,9 +533,14 @@ async fn the_duplicate_is_closed_even_without_a_stored_token_version() {
         .send()
         .await
         .unwrap();
-    let (_, closed) = stack.migrate_fully(&main, &duplicate.email, unix_now()).await;
+    let (_, closed) = stack
+        .migrate_fully(&main, &duplicate.email, unix_now())
+        .await;
     assert_eq!(closed.status, 200, "{closed:?}");
-    let stored = stack.stored_item(item::account_key(&duplicate.id)).await.unwrap();
+    let stored = stack
+        .stored_item(item::account_key(&duplicate.id))
+        .await
+        .unwrap();
     assert_eq!(item::get_n::<u64>(&stored, "token_version"), Some(1));
 }
 
@@ -491,7 +568,12 @@ async fn codes_sent_before_a_key_rotation_still_verify() {
     let original = CodeKey::new(TEST_SECRET).unwrap();
     let rotated = with_codes(&stack, key(7).replacing(original));
     let verified = rotated
-        .verify(&main, id, (&new_code, &current_code, &main.totp_at(now)), now)
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(now)),
+            now,
+        )
         .await;
     assert_eq!(verified.status, 200, "{verified:?}");
 }
@@ -508,11 +590,22 @@ async fn codes_under_a_key_no_longer_held_are_expired_and_cost_no_attempt() {
 
     let twice = with_codes(&stack, key(9).replacing(key(7)));
     let answer = twice
-        .verify(&main, id, (&new_code, &current_code, &main.totp_at(now)), now)
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(now)),
+            now,
+        )
         .await;
     assert_eq!((answer.status, answer.error_code()), (410, "codes_expired"));
     let got = twice
-        .call("GET", &format!("/migrations/{id}"), Some(&main.id), None, now)
+        .call(
+            "GET",
+            &format!("/migrations/{id}"),
+            Some(&main.id),
+            None,
+            now,
+        )
         .await;
     assert_eq!(got.body["attempts_remaining"], 5, "{got:?}");
     // A resend under the current key makes codes that verify.
@@ -521,7 +614,12 @@ async fn codes_under_a_key_no_longer_held_are_expired_and_cost_no_attempt() {
     assert_eq!(resent.status, 200, "{resent:?}");
     let (new_code, current_code) = twice.codes(&contact, &main.email).await;
     let verified = twice
-        .verify(&main, id, (&new_code, &current_code, &main.totp_at(later)), later)
+        .verify(
+            &main,
+            id,
+            (&new_code, &current_code, &main.totp_at(later)),
+            later,
+        )
         .await;
     assert_eq!(verified.status, 200, "{verified:?}");
 }

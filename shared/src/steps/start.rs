@@ -179,7 +179,8 @@ pub async fn resend(
     codes.store_digests(app, &mut updated);
     // The send is claimed before anything is delivered: of concurrent
     // resends one delivers, the others answer from what it left.
-    if !app.store.claim_send(&current, &updated).await? {
+    let claim = uuid::Uuid::new_v4().simple().to_string();
+    if !app.store.claim_send(&current, &updated, &claim).await? {
         let now_stored = app
             .owned_migration(&caller.account_id, migration_id)
             .await?;
@@ -191,13 +192,13 @@ pub async fn resend(
         Err(refusal) => Err(refusal),
     };
     if let Err(e) = delivered {
-        if let Err(release) = app.store.release_send(&updated, &current).await {
+        if let Err(release) = app.store.release_send(&current, &claim).await {
             tracing::warn!(migration_id, error = %release, "claimed send not given back");
         }
         return Err(e);
     }
     let event = AuditEvent::new(Step::Resend, "ok", &updated, caller, now);
-    if !app.store.reissue_codes(&updated, &event).await? {
+    if !app.store.reissue_codes(&updated, &claim, &event).await? {
         // Verified, cancelled or expired since the claim: the new codes
         // were sent but replace nothing.
         return Err(Error::StateChanged);

@@ -10,6 +10,7 @@ mod table;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     Delete, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
@@ -377,65 +378,88 @@ impl Store {
     /// the send count and time move on only if no other send or step
     /// happened since `current` was read, so of concurrent resends one
     /// delivers and the others are refused, and the send limit and cooldown
-    /// hold for messages actually sent. Returns whether the claim held.
+    /// hold for messages actually sent. `claim` names this request's claim,
+    /// so a retry whose first response was lost knows the claim is its own.
+    /// Returns whether the claim is this request's.
     pub async fn claim_send(
         &self,
         current: &Migration,
         claimed: &Migration,
+        claim: &str,
     ) -> Result<bool, Error> {
-        self.move_send(current, claimed, "claim").await
-    }
-
-    /// Gives a claimed send back when its delivery failed. Best effort: a
-    /// claim left in place only makes the next resend wait its cooldown.
-    pub async fn release_send(
-        &self,
-        claimed: &Migration,
-        current: &Migration,
-    ) -> Result<bool, Error> {
-        self.move_send(claimed, current, "release").await
-    }
-
-    /// `sends` and `last_sent_at` from `from`'s to `to`'s, if still `from`'s.
-    async fn move_send(&self, from: &Migration, to: &Migration, what: &str) -> Result<bool, Error> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(item::migration_key(&from.migration_id)))
-            .update_expression("SET sends = :to_sends, last_sent_at = :to_at")
+            .set_key(Some(item::migration_key(&current.migration_id)))
+            .update_expression("SET sends = :sends, last_sent_at = :now, send_claim = :claim")
             .condition_expression(
-                "#state = :codes_sent AND account_id = :owner AND sends = :from_sends \
-                 AND last_sent_at = :from_at",
+                "#state = :codes_sent AND account_id = :owner AND sends = :before \
+                 AND last_sent_at = :before_at",
             )
             .expression_attribute_names("#state", "state")
             .set_expression_attribute_values(values([
-                (":to_sends", n(to.sends)),
-                (":to_at", n(to.last_sent_at)),
-                (":from_sends", n(from.sends)),
-                (":from_at", n(from.last_sent_at)),
+                (":sends", n(claimed.sends)),
+                (":now", n(claimed.last_sent_at)),
+                (":claim", s(claim)),
+                (":before", n(current.sends)),
+                (":before_at", n(current.last_sent_at)),
                 (":codes_sent", s("codes_sent")),
-                (":owner", s(&from.account_id)),
+                (":owner", s(&current.account_id)),
+            ]))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => {
+                let holder = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(refused)) => refused
+                        .item()
+                        .and_then(|old| item::get_s(old, "send_claim"))
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                Ok(holder.as_deref() == Some(claim))
+            }
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
+        }
+    }
+
+    /// Gives a claimed send back when its delivery failed. Best effort: a
+    /// claim left in place only makes the next resend wait its cooldown.
+    pub async fn release_send(&self, current: &Migration, claim: &str) -> Result<bool, Error> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::migration_key(&current.migration_id)))
+            .update_expression("SET sends = :sends, last_sent_at = :at REMOVE send_claim")
+            .condition_expression("#state = :codes_sent AND send_claim = :claim")
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(values([
+                (":sends", n(current.sends)),
+                (":at", n(current.last_sent_at)),
+                (":claim", s(claim)),
+                (":codes_sent", s("codes_sent")),
             ]))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(Error::Internal(format!(
-                "dynamodb UpdateItem ({what} a send): {}",
-                DisplayErrorContext(&e)
-            ))),
+            Err(e) => Err(sdk_error("UpdateItem")(e)),
         }
     }
 
-    /// Replaces the codes of `updated` (holding the new digests and expiry,
-    /// and the send claimed with [`Store::claim_send`]) if the claim is still
-    /// the latest send and the migration still awaits verification. Returns
-    /// whether it applied.
+    /// Replaces the codes of `updated` (holding the new digests and expiry)
+    /// if this request's claim ([`Store::claim_send`]) is still the latest
+    /// send and the migration still awaits verification. Returns whether it
+    /// applied.
     pub async fn reissue_codes(
         &self,
         updated: &Migration,
+        claim: &str,
         event: &AuditEvent,
     ) -> Result<bool, Error> {
         let update = Update::builder()
@@ -446,8 +470,7 @@ impl Store {
                  codes_expire_at = :expires",
             )
             .condition_expression(
-                "#state = :codes_sent AND account_id = :owner AND sends = :sends \
-                 AND last_sent_at = :sent_at",
+                "#state = :codes_sent AND account_id = :owner AND send_claim = :claim",
             )
             .set_expression_attribute_names(names([("#state", "state")]))
             .set_expression_attribute_values(values([
@@ -462,8 +485,7 @@ impl Store {
                 (":expires", n(updated.codes_expire_at)),
                 (":codes_sent", s("codes_sent")),
                 (":owner", s(&updated.account_id)),
-                (":sends", n(updated.sends)),
-                (":sent_at", n(updated.last_sent_at)),
+                (":claim", s(claim)),
             ]))
             .build()
             .map_err(build_error)?;
