@@ -1,7 +1,7 @@
 //! Findings of the security review, each as the rule it now enforces
 //! (SECURITY.md's threat table names these tests).
 
-use contact_migration::domain::{AccountStatus, Channel, CodeKey};
+use contact_migration::domain::{Account, AccountStatus, Channel, CodeKey, Contact};
 use contact_migration::store::item;
 use end_to_end::{
     all, overwrite_account, unique_contact, unix_now, AccountSpec, Answer, Stack, TestAccount,
@@ -71,17 +71,60 @@ async fn assert_still_open(stack: &Stack, duplicate: &TestAccount) {
     );
 }
 
+/// A fresh main account's migration of a duplicate's email, awaiting
+/// confirmation.
+struct Closing {
+    stack: Stack,
+    main: TestAccount,
+    duplicate: TestAccount,
+    id: String,
+    now: i64,
+    migrated: Answer,
+}
+
+impl Closing {
+    async fn of(duplicate: AccountSpec) -> Closing {
+        let stack = Stack::new().await;
+        let main = stack.main_account(Channel::Email).await;
+        let duplicate = stack.account(duplicate).await;
+        let now = unix_now();
+        let (id, migrated) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
+        Closing {
+            stack,
+            main,
+            duplicate,
+            id,
+            now,
+            migrated,
+        }
+    }
+
+    async fn close(&self, duplicate_code: Option<String>) -> Answer {
+        let body = close_body(duplicate_code);
+        self.stack
+            .step(&self.main, &self.id, "close", body, self.now)
+            .await
+    }
+
+    /// Changes the duplicate's stored account, as the exchange might.
+    async fn change_duplicate(&self, change: impl FnOnce(&mut Account)) {
+        let mut stored = self.stack.stored_account(&self.duplicate.id).await;
+        change(&mut stored);
+        overwrite_account(&self.stack, &stored).await;
+    }
+
+    async fn assert_duplicate_still_open(&self) {
+        assert_still_open(&self.stack, &self.duplicate).await;
+    }
+}
+
 #[tokio::test]
 async fn closing_a_duplicate_with_an_authenticator_needs_its_code() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(GUARDED).await;
-    let now = unix_now();
-    let (id, migrated) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-    assert_eq!(migrated.body["duplicate_two_factor_required"], true);
+    let c = Closing::of(GUARDED).await;
+    assert_eq!(c.migrated.body["duplicate_two_factor_required"], true);
 
     // Control of the duplicate's mailbox alone is not enough.
-    let without = stack.step(&main, &id, "close", close_body(None), now).await;
+    let without = c.close(None).await;
     assert_eq!(without.status, 422, "{without:?}");
     assert_eq!(without.error_code(), "confirmation_required");
     assert_eq!(
@@ -89,15 +132,7 @@ async fn closing_a_duplicate_with_an_authenticator_needs_its_code() {
         json!(["duplicate_totp_code"])
     );
 
-    let wrong = stack
-        .step(
-            &main,
-            &id,
-            "close",
-            close_body(Some(wrong_code(&duplicate, now))),
-            now,
-        )
-        .await;
+    let wrong = c.close(Some(wrong_code(&c.duplicate, c.now))).await;
     assert_eq!(wrong.status, 422, "{wrong:?}");
     assert_eq!(wrong.error_code(), "invalid_codes");
     assert_eq!(
@@ -106,68 +141,47 @@ async fn closing_a_duplicate_with_an_authenticator_needs_its_code() {
     );
     // One attempt at verification, one here.
     assert_eq!(wrong.body["error"]["attempts_remaining"], 3);
-    assert_still_open(&stack, &duplicate).await;
+    c.assert_duplicate_still_open().await;
 
-    let right = stack
-        .step(
-            &main,
-            &id,
-            "close",
-            close_body(Some(duplicate.totp_at(now))),
-            now,
-        )
-        .await;
+    let right = c.close(Some(c.duplicate.totp_at(c.now))).await;
     assert_eq!(right.status, 200, "{right:?}");
-    let closed = stack.stored_account(&duplicate.id).await;
+    let closed = c.stack.stored_account(&c.duplicate.id).await;
     assert_eq!(closed.status, AccountStatus::Closed);
 
     // Once committed, a repeat answers the same without checking any code.
-    let again = stack.step(&main, &id, "close", close_body(None), now).await;
+    let again = c.close(None).await;
     assert_eq!((again.status, &again.body), (200, &right.body));
 }
 
 #[tokio::test]
 async fn a_duplicate_without_an_authenticator_needs_no_code() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(PLAIN).await;
-    let now = unix_now();
-    let (id, migrated) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-    assert_eq!(migrated.body["duplicate_two_factor_required"], false);
-    let closed = stack.step(&main, &id, "close", close_body(None), now).await;
+    let c = Closing::of(PLAIN).await;
+    assert_eq!(c.migrated.body["duplicate_two_factor_required"], false);
+    let closed = c.close(None).await;
     assert_eq!(closed.status, 200, "{closed:?}");
 }
 
 #[tokio::test]
 async fn wrong_duplicate_codes_lock_the_migration() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(GUARDED).await;
-    let now = unix_now();
-    let (id, _) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-    let wrong = close_body(Some(wrong_code(&duplicate, now)));
+    let c = Closing::of(GUARDED).await;
+    let wrong = wrong_code(&c.duplicate, c.now);
     for remaining in (0..4).rev() {
-        let answer = stack.step(&main, &id, "close", wrong.clone(), now).await;
+        let answer = c.close(Some(wrong.clone())).await;
         assert_eq!(answer.status, 422, "{answer:?}");
         assert_eq!(answer.body["error"]["attempts_remaining"], remaining);
     }
-    let right = close_body(Some(duplicate.totp_at(now)));
-    let locked = stack.step(&main, &id, "close", right, now).await;
+    let locked = c.close(Some(c.duplicate.totp_at(c.now))).await;
     assert_eq!(
         (locked.status, locked.error_code()),
         (423, "migration_locked")
     );
-    let got = stack
-        .call(
-            "GET",
-            &format!("/migrations/{id}"),
-            Some(&main.id),
-            None,
-            now,
-        )
+    let path = format!("/migrations/{}", c.id);
+    let got = c
+        .stack
+        .call("GET", &path, Some(&c.main.id), None, c.now)
         .await;
     assert_eq!(got.body["state"], "locked");
-    assert_still_open(&stack, &duplicate).await;
+    c.assert_duplicate_still_open().await;
 }
 
 #[tokio::test]
@@ -197,37 +211,25 @@ async fn parallel_duplicate_code_guesses_cannot_exceed_the_attempts() {
 
 #[tokio::test]
 async fn a_duplicate_code_spent_by_a_refused_close_cannot_be_used_again() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(GUARDED).await;
-    let now = unix_now();
-    let (id, _) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-    let code = duplicate.totp_at(now);
+    let c = Closing::of(GUARDED).await;
+    let code = c.duplicate.totp_at(c.now);
 
-    let mut kyc = stack.stored_account(&duplicate.id).await;
-    kyc.kyc_verified = true;
-    overwrite_account(&stack, &kyc).await;
-    let refused = stack
-        .step(&main, &id, "close", close_body(Some(code.clone())), now)
-        .await;
+    c.change_duplicate(|d| d.kyc_verified = true).await;
+    let refused = c.close(Some(code.clone())).await;
     assert_eq!(
         refused.error_code(),
         "duplicate_identity_verified",
         "{refused:?}"
     );
 
-    kyc.kyc_verified = false;
-    kyc.totp_last_step = stack.stored_account(&duplicate.id).await.totp_last_step;
-    overwrite_account(&stack, &kyc).await;
-    let replayed = stack
-        .step(&main, &id, "close", close_body(Some(code)), now)
-        .await;
+    c.change_duplicate(|d| d.kyc_verified = false).await;
+    let replayed = c.close(Some(code)).await;
     assert_eq!(replayed.status, 422, "{replayed:?}");
     assert_eq!(
         replayed.body["error"]["invalid"],
         json!(["duplicate_totp_code"])
     );
-    assert_still_open(&stack, &duplicate).await;
+    c.assert_duplicate_still_open().await;
 }
 
 #[tokio::test]
@@ -254,51 +256,39 @@ async fn the_code_message_warns_that_an_account_using_the_contact_will_be_closed
 
 #[tokio::test]
 async fn assets_that_arrive_after_migrate_stop_the_close() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(PLAIN).await;
-    let now = unix_now();
-    let (id, migrated) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-    assert_eq!(migrated.body["warnings"][1]["duplicate_has_assets"], false);
+    let c = Closing::of(PLAIN).await;
+    assert_eq!(
+        c.migrated.body["warnings"][1]["duplicate_has_assets"],
+        false
+    );
 
-    let mut funded = stack.stored_account(&duplicate.id).await;
-    funded.has_assets = true;
-    overwrite_account(&stack, &funded).await;
-    let refused = stack.step(&main, &id, "close", close_body(None), now).await;
+    c.change_duplicate(|d| d.has_assets = true).await;
+    let refused = c.close(None).await;
     assert_eq!(
         (refused.status, refused.error_code()),
         (409, "state_changed")
     );
-    assert_still_open(&stack, &duplicate).await;
+    c.assert_duplicate_still_open().await;
+    let main = c.stack.stored_account(&c.main.id).await;
     assert_eq!(
-        stack
-            .stored_account(&main.id)
-            .await
-            .email
-            .map(|c| c.value().to_owned()),
-        Some(main.email.clone()),
+        main.email.map(|e| e.value().to_owned()),
+        Some(c.main.email.clone()),
         "nothing moved"
     );
 }
 
 #[tokio::test]
 async fn an_authenticator_enrolled_after_migrate_stops_the_close() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let duplicate = stack.account(PLAIN).await;
-    let now = unix_now();
-    let (id, _) = awaiting_confirmation(&stack, &main, &duplicate, now).await;
-
-    let enrolled = stack.account(GUARDED).await;
-    let mut changed = stack.stored_account(&duplicate.id).await;
-    changed.totp_secret = stack.stored_account(&enrolled.id).await.totp_secret;
-    overwrite_account(&stack, &changed).await;
-    let refused = stack.step(&main, &id, "close", close_body(None), now).await;
+    let c = Closing::of(PLAIN).await;
+    let enrolled = c.stack.account(GUARDED).await;
+    let secret = c.stack.stored_account(&enrolled.id).await.totp_secret;
+    c.change_duplicate(|d| d.totp_secret = secret).await;
+    let refused = c.close(None).await;
     assert_eq!(
         (refused.status, refused.error_code()),
         (409, "state_changed")
     );
-    assert_still_open(&stack, &duplicate).await;
+    c.assert_duplicate_still_open().await;
 }
 
 #[tokio::test]
@@ -466,39 +456,23 @@ async fn verify_refuses_a_code_sent_to_a_contact_the_account_gave_up() {
     let stack = Stack::new().await;
     let main = stack.main_account(Channel::Email).await;
     let now = unix_now();
-    let changed = unique_contact(Channel::Email, "changed");
-    let (_, done) = stack.start_and_verify(&main, &changed, now).await;
-    assert_eq!(done.body["state"], "completed", "{done:?}");
-    // A migration started before the change sent its current-contact code
-    // to the address the account no longer has.
-    let stack_before = stack
-        .start(&main, &unique_contact(Channel::Email, "x"), now)
-        .await;
-    assert_eq!(stack_before.status, 201, "{stack_before:?}");
+    let contact = unique_contact(Channel::Email, "x");
+    let started = stack.start(&main, &contact, now).await;
+    let id = started.body["migration_id"].as_str().unwrap();
+    let (new_code, current_code) = stack.codes(&contact, &main.email).await;
+    // Since the codes were sent, the account's email changed: the
+    // current-contact code went to an address it no longer has.
     let mut gave_up = stack.stored_account(&main.id).await;
-    let id = stack_before.body["migration_id"].as_str().unwrap();
-    let stored = stack.stored_item(item::migration_key(id)).await.unwrap();
-    assert_eq!(
-        item::get_s(&stored, "current_contact"),
-        Some(changed.as_str())
-    );
-    gave_up.email = Some(
-        contact_migration::domain::Contact::parse(
-            Channel::Email,
-            &unique_contact(Channel::Email, "later"),
-        )
-        .unwrap(),
-    );
+    let elsewhere = unique_contact(Channel::Email, "later");
+    gave_up.email = Some(Contact::parse(Channel::Email, &elsewhere).unwrap());
     overwrite_account(&stack, &gave_up).await;
-    let new_contact = item::get_s(&stored, "new_contact").unwrap().to_owned();
-    let (new_code, current_code) = stack.codes(&new_contact, &changed).await;
-    let next = now + 30;
+
     let refused = stack
         .verify(
             &main,
             id,
-            (&new_code, &current_code, &main.totp_at(next)),
-            next,
+            (&new_code, &current_code, &main.totp_at(now)),
+            now,
         )
         .await;
     assert_eq!(
@@ -511,7 +485,7 @@ async fn verify_refuses_a_code_sent_to_a_contact_the_account_gave_up() {
             &format!("/migrations/{id}"),
             Some(&main.id),
             None,
-            next,
+            now,
         )
         .await;
     assert_eq!(got.body["attempts_remaining"], 5, "no attempt was counted");
