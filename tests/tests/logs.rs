@@ -9,35 +9,14 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use contact_migration::domain::Channel;
 use contact_migration::notify::Courier;
 use end_to_end::{
-    local_config, sns_client, sns_endpoint, unique_contact, unix_now, Stack, SENDER, TEST_SECRET,
+    local_config, sns_client, sns_endpoint, unique_contact, unix_now, LogBuffer, Stack, SENDER,
+    TEST_SECRET,
 };
 use serde_json::{json, Value};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'w self) -> Buffer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_or_full_contact_reaches_a_log_line() {
-    let buffer = Buffer::default();
+    let buffer = LogBuffer::default();
     tracing::subscriber::set_global_default(contact_migration::lambda::json_logs(
         buffer.clone(),
         tracing::Level::INFO,
@@ -118,7 +97,7 @@ async fn no_secret_or_full_contact_reaches_a_log_line() {
         .await;
     assert_eq!(failed.status, 503);
 
-    let raw = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let raw = buffer.text();
     let lines: Vec<&str> = raw.lines().collect();
     assert!(
         lines.len() > 20,

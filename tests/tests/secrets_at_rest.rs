@@ -6,9 +6,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use contact_migration::domain::{Channel, Error};
 use contact_migration::store::item::{self, Item};
-use end_to_end::{invariants, unix_now, AccountSpec, Stack, TestAccount};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use end_to_end::{invariants, unix_now, AccountSpec, LogBuffer, Stack, TestAccount};
 
 /// The bytes a base32 (RFC 4648, no padding) secret stands for.
 fn base32_bytes(secret: &str) -> Vec<u8> {
@@ -127,26 +125,6 @@ async fn a_sealed_secret_opens_only_for_the_account_it_was_sealed_for() {
     assert!(!format!("{sealed:?}").contains("JBSWY3DPEHPK3PXP"));
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'w self) -> Buffer {
-        self.clone()
-    }
-}
-
 async fn set_ciphertext(stack: &Stack, account_id: &str, ciphertext: AttributeValue) {
     let mut stored = stack
         .stored_item(item::account_key(account_id))
@@ -178,7 +156,7 @@ fn ciphertext_of(it: &Item) -> AttributeValue {
 #[tokio::test(flavor = "current_thread")]
 async fn totp_secret_ciphertext_is_bound_to_its_account() {
     // This test's logs, on this thread only.
-    let logs = Buffer::default();
+    let logs = LogBuffer::default();
     let _logging = tracing::subscriber::set_default(contact_migration::lambda::json_logs(
         logs.clone(),
         tracing::Level::INFO,
@@ -226,7 +204,7 @@ async fn totp_secret_ciphertext_is_bound_to_its_account() {
             account_before
         );
     }
-    let written = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let written = logs.text();
     assert!(written.contains("internal error"), "{written}");
     let AttributeValue::B(foreign) = foreign else {
         unreachable!()
