@@ -451,15 +451,48 @@ async fn unique_contact_of(stack: &Stack, id: &str) -> String {
     item::get_s(&stored, "new_contact").unwrap().to_owned()
 }
 
+/// A fresh main account's migration of a free email address, its codes
+/// just sent.
+struct Started {
+    stack: Stack,
+    main: TestAccount,
+    contact: String,
+    id: String,
+    codes: (String, String),
+    now: i64,
+}
+
+impl Started {
+    async fn new() -> Started {
+        let stack = Stack::new().await;
+        let main = stack.main_account(Channel::Email).await;
+        let contact = unique_contact(Channel::Email, "started");
+        let now = unix_now();
+        let started = stack.start(&main, &contact, now).await;
+        let id = started.body["migration_id"].as_str().unwrap().to_owned();
+        let codes = stack.codes(&contact, &main.email).await;
+        Started {
+            stack,
+            main,
+            contact,
+            id,
+            codes,
+            now,
+        }
+    }
+}
+
 #[tokio::test]
 async fn verify_refuses_a_code_sent_to_a_contact_the_account_gave_up() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let now = unix_now();
-    let contact = unique_contact(Channel::Email, "x");
-    let started = stack.start(&main, &contact, now).await;
-    let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, current_code) = stack.codes(&contact, &main.email).await;
+    let Started {
+        stack,
+        main,
+        id,
+        codes: (new_code, current_code),
+        now,
+        ..
+    } = Started::new().await;
+    let id = id.as_str();
     // Since the codes were sent, the account's email changed: the
     // current-contact code went to an address it no longer has.
     let mut gave_up = stack.stored_account(&main.id).await;
@@ -531,13 +564,15 @@ fn key(byte: u8) -> CodeKey {
 
 #[tokio::test]
 async fn codes_sent_before_a_key_rotation_still_verify() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let contact = unique_contact(Channel::Email, "rotation");
-    let now = unix_now();
-    let started = stack.start(&main, &contact, now).await;
-    let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, current_code) = stack.codes(&contact, &main.email).await;
+    let Started {
+        stack,
+        main,
+        id,
+        codes: (new_code, current_code),
+        now,
+        ..
+    } = Started::new().await;
+    let id = id.as_str();
 
     let original = CodeKey::new(TEST_SECRET).unwrap();
     let rotated = with_codes(&stack, key(7).replacing(original));
@@ -554,13 +589,15 @@ async fn codes_sent_before_a_key_rotation_still_verify() {
 
 #[tokio::test]
 async fn codes_under_a_key_no_longer_held_are_expired_and_cost_no_attempt() {
-    let stack = Stack::new().await;
-    let main = stack.main_account(Channel::Email).await;
-    let contact = unique_contact(Channel::Email, "rotation");
-    let now = unix_now();
-    let started = stack.start(&main, &contact, now).await;
-    let id = started.body["migration_id"].as_str().unwrap();
-    let (new_code, current_code) = stack.codes(&contact, &main.email).await;
+    let Started {
+        stack,
+        main,
+        contact,
+        id,
+        codes: (new_code, current_code),
+        now,
+    } = Started::new().await;
+    let id = id.as_str();
 
     let twice = with_codes(&stack, key(9).replacing(key(7)));
     let answer = twice
