@@ -8,6 +8,8 @@ use contact_migration::vault::Vault;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
+mod relay;
+
 const USAGE: &str = "\
 usage: admin <command>
 
@@ -21,7 +23,12 @@ usage: admin <command>
   audit ID
       prints the account's audit trail, one JSON object a line
   totp-code SECRET
-      prints the code an authenticator app shows now for a base32 secret";
+      prints the code an authenticator app shows now for a base32 secret
+  relay
+      delivers the outbox (notices, events) from the table's stream, with the relay
+      function's handler, until interrupted; needs SENDER_EMAIL and EVENT_BUS_NAME
+  redeliver MIGRATION_ID...
+      delivers those migrations' outboxes again, skipping what was delivered";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,7 +57,7 @@ fn required(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{name} is not set"))
 }
 
-async fn aws() -> aws_config::SdkConfig {
+pub(crate) async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
@@ -115,6 +122,8 @@ async fn run(args: &[String]) -> Result<(), String> {
             );
             Ok(())
         }
+        "relay" => relay::run().await,
+        "redeliver" => relay::redeliver(rest).await,
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -160,6 +160,35 @@ seed_kms() {
   log "created the TOTP key $TOTP_KEY_ID ($key_id) in moto's KMS"
 }
 
+# One JSON-protocol call to moto (EventBridge: JSON 1.1, SQS: JSON 1.0), signed by curl.
+moto_call() {
+  local service=$1 target=$2 content_type=$3 body=$4
+  curl -sS -m 5 --aws-sigv4 "aws:amz:$AWS_REGION:$service" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+    -X POST "$AWS_ENDPOINT_URL_EVENTBRIDGE/" \
+    -H "Content-Type: $content_type" -H "X-Amz-Target: $target" -d "$body"
+}
+
+# The event bus of PRODUCT.md §6 ($EVENT_BUS_NAME) and a rule copying every event of the
+# service to the SQS queue $EVENTS_QUEUE_NAME, where `make dev` users and tests read them. moto
+# keeps them in memory, so each moto start needs them again; existing ones are left alone.
+seed_events() {
+  local queue_arn
+  moto_call sqs AmazonSQS.CreateQueue application/x-amz-json-1.0 "{\"QueueName\": \"$EVENTS_QUEUE_NAME\"}" |
+    grep -q '"QueueUrl"' || die "moto did not create the queue $EVENTS_QUEUE_NAME"
+  queue_arn="arn:aws:sqs:$AWS_REGION:123456789012:$EVENTS_QUEUE_NAME"
+  if ! moto_call events AWSEvents.DescribeEventBus application/x-amz-json-1.1 \
+    "{\"Name\": \"$EVENT_BUS_NAME\"}" | grep -q '"Arn"'; then
+    moto_call events AWSEvents.CreateEventBus application/x-amz-json-1.1 "{\"Name\": \"$EVENT_BUS_NAME\"}" |
+      grep -q '"EventBusArn"' || die "moto did not create the event bus $EVENT_BUS_NAME"
+  fi
+  moto_call events AWSEvents.PutRule application/x-amz-json-1.1 \
+    "{\"Name\": \"$EVENT_BUS_NAME-to-queue\", \"EventBusName\": \"$EVENT_BUS_NAME\", \"EventPattern\": \"{\\\"source\\\": [\\\"contact-migration\\\"]}\"}" |
+    grep -q '"RuleArn"' || die "moto did not create the rule to $EVENTS_QUEUE_NAME"
+  moto_call events AWSEvents.PutTargets application/x-amz-json-1.1 \
+    "{\"Rule\": \"$EVENT_BUS_NAME-to-queue\", \"EventBusName\": \"$EVENT_BUS_NAME\", \"Targets\": [{\"Id\": \"queue\", \"Arn\": \"$queue_arn\"}]}" |
+    grep -q '"FailedEntryCount": 0' || die "moto did not target the rule at $EVENTS_QUEUE_NAME"
+}
+
 start() {
   # Interrupted (e.g. Ctrl-C in `make dev`) before printing what it launched: stop those itself,
   # since the caller cannot know them yet.
@@ -201,6 +230,7 @@ Stop it (or run 'make emulators-stop' in the checkout that started it) and try a
     done
   done
   seed_kms
+  seed_events
   log "ready: DynamoDB Local $AWS_ENDPOINT_URL_DYNAMODB, SES v2 $AWS_ENDPOINT_URL_SESV2 (inbox: $AWS_ENDPOINT_URL_SESV2/), SNS+SSM+KMS $AWS_ENDPOINT_URL_SNS (SMS: $AWS_ENDPOINT_URL_SNS/moto-api/data.json, TOTP key $TOTP_KEY_ID)"
   # For callers that stop only what they started (dev.sh, test.sh).
   if ((${#LAUNCHED[@]})); then

@@ -27,10 +27,19 @@ export AWS_REGION=us-east-1
 # application code needs no "local mode" branch to reach the emulators.
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:${DYNAMODB_PORT}"
 export AWS_ENDPOINT_URL_SESV2="http://127.0.0.1:${SES_PORT}"
-# One moto server answers all three (it tells the services apart by the request signature).
+# One moto server answers SNS, SSM, KMS, EventBridge and SQS (it tells the services apart by the
+# request signature).
 export AWS_ENDPOINT_URL_SNS="http://127.0.0.1:${SNS_PORT}"
 export AWS_ENDPOINT_URL_SSM="http://127.0.0.1:${SNS_PORT}"
 export AWS_ENDPOINT_URL_KMS="http://127.0.0.1:${SNS_PORT}"
+export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:${SNS_PORT}"
+export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:${SNS_PORT}"
+# DynamoDB Local serves the table's stream too (the relay reads it).
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:${DYNAMODB_PORT}"
+# The event bus the relay publishes to, and the queue a rule copies every event to (emulators.sh).
+export EVENT_BUS_NAME=contact-migration
+export EVENTS_QUEUE_NAME=contact-migration-events
+export EVENTS_QUEUE_URL="http://127.0.0.1:${SNS_PORT}/123456789012/${EVENTS_QUEUE_NAME}"
 # The KMS key TOTP secrets are sealed under; emulators.sh creates it (and its alias) in moto.
 export TOTP_KEY_ID=alias/contact-migration-totp
 # The emulators accept any credentials but the SDK refuses to sign without some. These are forced
@@ -57,7 +66,8 @@ esac
 # The variables printed by `make dev` / `make -s env`, in one place so the list cannot drift.
 LOCAL_ENV_VARS=(
   TABLE_NAME AWS_REGION AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SESV2
-  AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM AWS_ENDPOINT_URL_KMS TOTP_KEY_ID
+  AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM AWS_ENDPOINT_URL_KMS AWS_ENDPOINT_URL_EVENTBRIDGE
+  AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_DYNAMODB_STREAMS EVENT_BUS_NAME EVENTS_QUEUE_URL TOTP_KEY_ID
   AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED
   CODE_HMAC_SECRET AUTH_MODE SENDER_EMAIL
 )

@@ -3,8 +3,8 @@
 //! invocation.
 
 use crate::domain::quota::{Hit, Quota, QuotaKind};
-use crate::domain::{Account, CodeKey, Contact, Error, Migration, Policy, Timestamp};
-use crate::notify::{Courier, Message, Notice};
+use crate::domain::{Account, CodeKey, Error, Migration, Policy, Timestamp};
+use crate::notify::Courier;
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -107,23 +107,6 @@ impl App {
         }
         if let Err(e) = self.store.refund_quotas(&reservation.taken).await {
             tracing::warn!(error = %e, "quota refund failed");
-        }
-    }
-
-    /// Security notices after a commit. A failure is logged for operators to
-    /// retry and never undoes what was committed.
-    pub async fn send_notices(&self, migration_id: &str, to: &[&Contact], notice: Notice) {
-        let message = Message::Notice(notice);
-        for contact in to {
-            if let Err(e) = self.courier.deliver(contact, &message).await {
-                tracing::warn!(
-                    migration_id,
-                    channel = %contact.channel(),
-                    recipient = %contact.masked(),
-                    error = %e,
-                    "security notice not delivered; needs a retry"
-                );
-            }
         }
     }
 }

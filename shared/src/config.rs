@@ -137,6 +137,52 @@ fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+fn tls_roots() -> Result<TlsRoots, ConfigError> {
+    match env::var("TLS_ROOTS").as_deref() {
+        Err(_) | Ok("" | "amazon") => Ok(TlsRoots::Amazon),
+        Ok("system") => Ok(TlsRoots::System),
+        Ok(other) => Err(ConfigError::Invalid(
+            "TLS_ROOTS",
+            format!("{other:?} is neither \"amazon\" nor \"system\""),
+        )),
+    }
+}
+
+fn sms_rule(default: SmsRule) -> Result<SmsRule, ConfigError> {
+    match env::var("SMS_ALLOWED_COUNTRIES") {
+        Ok(list) if !list.trim().is_empty() => {
+            SmsRule::parse(&list).map_err(|e| ConfigError::Invalid("SMS_ALLOWED_COUNTRIES", e))
+        }
+        _ => Ok(default),
+    }
+}
+
+/// The relay's configuration: it delivers what commits announced, so it
+/// needs the table, the courier's settings and the event bus, and neither
+/// the code key nor the policy of the steps.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub table_name: String,
+    pub sender_email: String,
+    pub sms_sender_id: Option<String>,
+    pub sms: SmsRule,
+    pub event_bus_name: String,
+    pub tls_roots: TlsRoots,
+}
+
+impl RelayConfig {
+    pub fn from_env() -> Result<RelayConfig, ConfigError> {
+        Ok(RelayConfig {
+            table_name: required("TABLE_NAME")?,
+            sender_email: required("SENDER_EMAIL")?,
+            sms_sender_id: env::var("SMS_SENDER_ID").ok().filter(|v| !v.is_empty()),
+            sms: sms_rule(SmsRule::default())?,
+            event_bus_name: required("EVENT_BUS_NAME")?,
+            tls_roots: tls_roots()?,
+        })
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         let defaults = Policy::default();
@@ -167,16 +213,7 @@ impl Config {
             auth: auth_mode()?,
             code_key,
             totp_key_id: env::var("TOTP_KEY_ID").ok().filter(|v| !v.is_empty()),
-            tls_roots: match env::var("TLS_ROOTS").as_deref() {
-                Err(_) | Ok("" | "amazon") => TlsRoots::Amazon,
-                Ok("system") => TlsRoots::System,
-                Ok(other) => {
-                    return Err(ConfigError::Invalid(
-                        "TLS_ROOTS",
-                        format!("{other:?} is neither \"amazon\" nor \"system\""),
-                    ))
-                }
-            },
+            tls_roots: tls_roots()?,
             policy: Policy {
                 code_ttl: number("CODE_TTL_SECONDS", defaults.code_ttl)?,
                 max_failed_attempts: number("MAX_FAILED_ATTEMPTS", defaults.max_failed_attempts)?,
@@ -211,11 +248,8 @@ impl Config {
                     )?,
                     ..defaults.failures_per_account
                 },
-                sms: match env::var("SMS_ALLOWED_COUNTRIES") {
-                    Ok(list) if !list.trim().is_empty() => SmsRule::parse(&list)
-                        .map_err(|e| ConfigError::Invalid("SMS_ALLOWED_COUNTRIES", e))?,
-                    _ => defaults.sms,
-                },
+                sms: sms_rule(defaults.sms)?,
+                withdrawal_hold: number("WITHDRAWAL_HOLD_SECONDS", defaults.withdrawal_hold)?,
             },
         })
     }

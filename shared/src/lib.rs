@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod lambda;
 pub mod notify;
+pub mod relay;
 pub mod steps;
 pub mod store;
 pub mod vault;

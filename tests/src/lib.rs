@@ -21,6 +21,7 @@ use std::time::Duration;
 pub mod faults;
 pub mod iam;
 pub mod invariants;
+pub mod relay;
 pub mod wire;
 
 pub const ALL_ENDPOINTS: &[Endpoint] = &[
@@ -39,7 +40,7 @@ pub const ACKNOWLEDGE_ALL: &[&str] = &[
     "invitation_relationships_lost",
 ];
 
-fn env_or(name: &str, default: &str) -> String {
+pub(crate) fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
@@ -268,10 +269,12 @@ pub fn unique_phone() -> String {
     format!("+447400{n:06}")
 }
 
-/// One test's world: its own table, the real emulators.
+/// One test's world: its own table, the real emulators, and (once asked
+/// for) an event bus and queue of its own.
 pub struct Stack {
     pub app: App,
     pub http: reqwest::Client,
+    events: std::sync::Arc<tokio::sync::OnceCell<relay::EventSink>>,
 }
 
 pub struct Answer {
@@ -332,6 +335,7 @@ impl Stack {
                 policy,
             },
             http: reqwest::Client::new(),
+            events: Default::default(),
         }
     }
 
@@ -340,6 +344,7 @@ impl Stack {
         Stack {
             app,
             http: reqwest::Client::new(),
+            events: Default::default(),
         }
     }
 
@@ -351,7 +356,38 @@ impl Stack {
                 ..self.app.clone()
             },
             http: self.http.clone(),
+            events: self.events.clone(),
         }
+    }
+
+    /// The stack's event bus and the queue its events are copied to.
+    pub async fn event_sink(&self) -> &relay::EventSink {
+        self.events
+            .get_or_init(|| relay::EventSink::new(self.app.store.table()))
+            .await
+    }
+
+    /// The relay function's handler over this stack's table, delivering
+    /// with the stack's courier to the stack's event bus.
+    pub async fn relay(&self) -> contact_migration::relay::Relay {
+        contact_migration::relay::Relay {
+            store: self.app.store.clone(),
+            courier: self.app.courier.clone(),
+            bus: self.event_sink().await.bus(),
+        }
+    }
+
+    /// Runs the relay over everything the table's stream holds until all of
+    /// it is delivered (what `make dev`'s relay does continuously).
+    pub async fn deliver(&self) -> contact_migration::relay::local::Poll {
+        let relay = self.relay().await;
+        let mut poller = relay::poller(&relay).await;
+        relay::drain(&mut poller, &relay, 10).await
+    }
+
+    /// The CloudEvents published for this stack so far, in arrival order.
+    pub async fn events(&self) -> Vec<Value> {
+        self.event_sink().await.events().await
     }
 
     pub async fn account(&self, spec: AccountSpec) -> TestAccount {

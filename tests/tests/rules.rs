@@ -150,8 +150,9 @@ async fn migration_moves_the_contact_and_closes_the_duplicate(ch: Channel) {
         1
     );
 
-    // Security notices: the previous contact, the moved one, and the
-    // duplicate's other contact; none carries a code.
+    // Security notices, delivered by the relay: the previous contact, the
+    // moved one, and the duplicate's other contact; none carries a code.
+    stack.deliver().await;
     for to in [main.contact(ch), duplicate.contact(ch)] {
         let last = stack.messages_to(to).await.pop().unwrap();
         assert!(
@@ -206,7 +207,9 @@ async fn free_contact_is_a_plain_verified_change(ch: Channel) {
         (migrate.status, migrate.error_code()),
         (409, "invalid_state")
     );
-    // Security notices went to the old and the new contact, without a code.
+    // Security notices, delivered by the relay, went to the old and the
+    // new contact, without a code.
+    stack.deliver().await;
     for to in [main.contact(ch), fresh.as_str()] {
         let notice = stack.messages_to(to).await.pop().unwrap();
         assert!(

@@ -28,6 +28,10 @@ pub struct Policy {
     pub failures_per_account: Quota,
     /// Which numbers SMS may go to.
     pub sms: SmsRule,
+    /// Seconds after a contact change or migration during which the wallet
+    /// must hold the main account's withdrawals (`withdrawal_hold_until` in
+    /// the events).
+    pub withdrawal_hold: i64,
 }
 
 impl Default for Policy {
@@ -58,6 +62,7 @@ impl Default for Policy {
                 window: DAY,
             },
             sms: SmsRule::default(),
+            withdrawal_hold: DAY,
         }
     }
 }

@@ -16,9 +16,8 @@ use crate::app::App;
 use crate::domain::totp;
 use crate::domain::warning::missing_acknowledgements;
 use crate::domain::{
-    rfc3339, AuditEvent, Caller, Contact, Error, Migration, MigrationState, Step, Timestamp,
+    rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Outbox, Step, Timestamp,
 };
-use crate::notify::Notice;
 use crate::store::Closure;
 
 #[derive(Debug, Deserialize)]
@@ -106,16 +105,16 @@ pub async fn close(
         }
         migration.check_closable(now, &app.policy)?;
         let event = AuditEvent::new(Step::Close, "ok", &migration, caller, now);
+        let outbox = announcement(app, &migration, now).await?;
         let refusal = match app
             .store
-            .commit_closure(&migration, duplicate_step, now, &event)
+            .commit_closure(&migration, duplicate_step, now, &event, &outbox)
             .await?
         {
             Closure::Committed => {
                 migration.state = MigrationState::Completed;
                 migration.completed_at = Some(now);
                 migration.closed_account_id = migration.duplicate_account_id.clone();
-                notify(app, &migration).await;
                 return closed(&migration)
                     .ok_or_else(|| Error::Internal("closure without result".into()));
             }
@@ -236,18 +235,20 @@ async fn spend_refused_code(app: &App, migration: &Migration, step: Option<u64>)
     }
 }
 
-/// Notices to the main account's previous contact, the moved contact, and
-/// the closed duplicate's other contact, if it had one.
-async fn notify(app: &App, m: &Migration) {
-    let to: Vec<&Contact> = m
-        .previous_contact
-        .iter()
-        .chain([&m.new_contact])
-        .chain(m.duplicate_other_contact.iter())
-        .collect();
-    let notice = Notice::ContactMigrated {
-        new_contact: m.new_contact.clone(),
-        migration_id: m.migration_id.clone(),
-    };
-    app.send_notices(&m.migration_id, &to, notice).await;
+/// What the closure announces: the notices, `contact.migrated.v1` and
+/// `account.closed.v1`, at the next event sequence of each account (read
+/// here; the commit is conditional on them still being the latest).
+async fn announcement(app: &App, m: &Migration, now: Timestamp) -> Result<Outbox, Error> {
+    let duplicate = m
+        .duplicate_account_id
+        .as_deref()
+        .ok_or(Error::StateChanged)?;
+    let sequences = app.store.sequences(&[&m.account_id, duplicate]).await?;
+    Ok(Outbox::closure(
+        m,
+        duplicate,
+        (sequences[0], sequences[1]),
+        now,
+        app.policy.withdrawal_hold,
+    ))
 }

@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::domain::{
-    rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Policy, Step, Timestamp,
+    rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Outbox, Policy, Step, Timestamp,
 };
+use crate::store::Lock;
 
 /// A migration as the owner sees it: the answer of start, resend and GET.
 #[derive(Debug, Serialize)]
@@ -81,15 +82,42 @@ async fn failed_attempt(
         tracing::error!(migration_id = %migration.migration_id, error = %e, "audit record not written");
     }
     if attempts_remaining == 0 {
-        let lock = AuditEvent::new(Step::Lock, "ok", migration, caller, now);
-        if let Err(e) = app.store.lock(&migration.migration_id, &lock).await {
-            // The attempt count alone already refuses further checks.
-            tracing::error!(migration_id = %migration.migration_id, error = %e, "lock not recorded");
-        }
-        tracing::warn!(migration_id = %migration.migration_id, "migration locked after too many failed attempts");
+        lock(app, caller, migration, now).await;
     }
     Error::InvalidCodes {
         invalid,
         attempts_remaining,
     }
+}
+
+/// Conflicts on the owner's event sequence alone are retried this often.
+const LOCK_RETRIES: usize = 3;
+
+/// Locks a migration whose last allowed attempt failed, together with its
+/// `migration.locked.v1` at the owner's next event sequence. The attempt
+/// count alone already refuses further checks, so a lock that cannot be
+/// recorded is logged, not answered.
+async fn lock(app: &App, caller: &Caller, migration: &Migration, now: Timestamp) {
+    let id = migration.migration_id.as_str();
+    let event = AuditEvent::new(Step::Lock, "ok", migration, caller, now);
+    for _ in 0..=LOCK_RETRIES {
+        let locked = async {
+            let sequence = app.store.sequences(&[&migration.account_id]).await?[0];
+            let outbox = Outbox::lock(migration, sequence, migration.failed_attempts, now);
+            app.store.lock(id, &event, &outbox).await
+        };
+        match locked.await {
+            Ok(Lock::Locked) => {
+                tracing::warn!(migration_id = %id, "migration locked after too many failed attempts");
+                return;
+            }
+            Ok(Lock::NotLockable) => return,
+            Ok(Lock::Conflict) => continue,
+            Err(e) => {
+                tracing::error!(migration_id = %id, error = %e, "lock not recorded");
+                return;
+            }
+        }
+    }
+    tracing::error!(migration_id = %id, "lock not recorded: the owner's events kept moving");
 }

@@ -11,8 +11,9 @@ use crate::app::App;
 use crate::domain::eligibility::{self, Blocker};
 use crate::domain::quota::QuotaKind;
 use crate::domain::totp;
-use crate::domain::{AuditEvent, Caller, CodeSide, Error, Migration, Step, Timestamp};
-use crate::notify::Notice;
+use crate::domain::{
+    AuditEvent, Caller, CodeSide, Contact, Error, Migration, Outbox, Step, Timestamp,
+};
 use crate::store::Verification;
 
 use super::failed_attempt;
@@ -157,21 +158,7 @@ pub async fn verify(
         None => {
             let previous = main.contact(migration.channel);
             let event = AuditEvent::new(Step::Verify, "ok", &migration, caller, now);
-            let outcome = app
-                .store
-                .complete_plain_change(&migration, previous, step, now, &event)
-                .await?;
-            if outcome == Verification::Committed {
-                let to: Vec<_> = previous
-                    .into_iter()
-                    .chain([&migration.new_contact])
-                    .collect();
-                let notice = Notice::ContactChanged {
-                    new_contact: migration.new_contact.clone(),
-                    migration_id: migration.migration_id.clone(),
-                };
-                app.send_notices(migration_id, &to, notice).await;
-            }
+            let outcome = plain_change(app, &migration, previous, step, now, &event).await?;
             (
                 outcome,
                 Verified {
@@ -229,4 +216,45 @@ pub async fn verify(
             Err(Error::StateChanged)
         }
     }
+}
+
+/// Conflicts on the account's event sequence alone are retried this often.
+const SEQUENCE_RETRIES: usize = 2;
+
+/// A plain change, committed together with what it announces: the notices
+/// and `contact.changed.v1` (the outbox). When only the account's event
+/// sequence moved since it was read (another commit about the account
+/// landed), it is tried again with the new one.
+async fn plain_change(
+    app: &App,
+    migration: &Migration,
+    previous: Option<&Contact>,
+    step: u64,
+    now: Timestamp,
+    event: &AuditEvent,
+) -> Result<Verification, Error> {
+    let owner = migration.account_id.as_str();
+    let mut sequence = app.store.sequences(&[owner]).await?[0];
+    for _ in 0..=SEQUENCE_RETRIES {
+        let outbox = Outbox::plain_change(
+            migration,
+            previous,
+            sequence,
+            now,
+            app.policy.withdrawal_hold,
+        );
+        let outcome = app
+            .store
+            .complete_plain_change(migration, previous, step, now, event, &outbox)
+            .await?;
+        if outcome != Verification::StateChanged {
+            return Ok(outcome);
+        }
+        let latest = app.store.sequences(&[owner]).await?[0];
+        if latest == sequence {
+            return Ok(outcome);
+        }
+        sequence = latest;
+    }
+    Ok(Verification::StateChanged)
 }

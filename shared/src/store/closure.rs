@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWrite
 
 use super::item::{self, b, n, s};
 use super::{build_error, names, values, Refusal, Store, TOTP_STEP_UNUSED};
-use crate::domain::{AccountStatus, AuditEvent, Error, Migration, Timestamp};
+use crate::domain::{AccountStatus, AuditEvent, Error, Migration, Outbox, Timestamp};
 
 /// How a closure commit ended, when DynamoDB answered.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,14 +26,17 @@ impl Store {
     /// closes (tokens revoked, referral code off, contacts removed, the TOTP
     /// step of its authenticator spent when one was checked), the contact
     /// moves to the main account and its previous one is released, both
-    /// once-only markers are written, and the audit records are stored. Any
-    /// refused condition cancels all of it.
+    /// once-only markers are written, the audit records are stored, and so
+    /// is what the closure announces (`outbox`: the notices and the events,
+    /// with the accounts' event sequences advanced). Any refused condition
+    /// cancels all of it.
     pub async fn commit_closure(
         &self,
         migration: &Migration,
         duplicate_totp_step: Option<u64>,
         now: Timestamp,
         event: &AuditEvent,
+        outbox: &Outbox,
     ) -> Result<Closure, Error> {
         let main = &migration.account_id;
         let duplicate = migration
@@ -141,6 +144,7 @@ impl Store {
         if let Some(other) = &migration.duplicate_other_contact {
             items.push(self.release_contact(other, duplicate)?);
         }
+        items.extend(self.announce(outbox)?);
 
         Ok(match self.transact(items).await? {
             Ok(()) => Closure::Committed,
@@ -226,7 +230,9 @@ impl Store {
 
 /// Closure transaction layout: 0 migration, 1 duplicate, 2 main, 3 contact
 /// ownership, 4 contact marker, 5 received marker, 6-7 audit, then the
-/// releases of the main account's previous and the duplicate's other contact.
+/// releases of the main account's previous and the duplicate's other
+/// contact, then the outbox and the event sequences (a sequence advanced by
+/// a concurrent commit is a plain `state_changed`: the close retries).
 fn closure_refusal(refusals: &[Refusal], duplicate_totp_step: Option<u64>) -> Closure {
     let failed = |i: usize| refusals.get(i).is_some_and(Refusal::condition_failed);
     if failed(4) {

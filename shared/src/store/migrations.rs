@@ -2,12 +2,24 @@
 //! `migrate`'s reads and transition, and cancellation.
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
+use aws_sdk_dynamodb::types::{
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 
 use super::item::{self, b, n, s};
-use super::{build_error, is_condition_failure, names, sdk_error, values, Store};
+use super::{build_error, is_condition_failure, names, sdk_error, values, Refusal, Store};
 use crate::domain::eligibility::EligibilityFacts;
-use crate::domain::{Account, AuditEvent, Error, Migration, Step, Timestamp};
+use crate::domain::{Account, AuditEvent, Error, Migration, Outbox, Step, Timestamp};
+
+/// How a lock ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lock {
+    Locked,
+    /// Already locked, or past the states a lock applies to.
+    NotLockable,
+    /// Another commit about the owner advanced its event sequence first.
+    Conflict,
+}
 
 /// What the migrate step reads in one round trip.
 #[derive(Debug)]
@@ -237,8 +249,13 @@ impl Store {
     }
 
     /// Locks a migration whose attempts are spent (at verification or at
-    /// the closure).
-    pub async fn lock(&self, migration_id: &str, event: &AuditEvent) -> Result<bool, Error> {
+    /// the closure), together with what the lock announces.
+    pub async fn lock(
+        &self,
+        migration_id: &str,
+        event: &AuditEvent,
+        outbox: &Outbox,
+    ) -> Result<Lock, Error> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(item::migration_key(migration_id)))
@@ -252,7 +269,18 @@ impl Store {
             ]))
             .build()
             .map_err(build_error)?;
-        self.update_with_audit(update, event).await
+        let mut items = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit(event)?,
+        ];
+        items.extend(self.announce(outbox)?);
+        Ok(match self.transact(items).await? {
+            Ok(()) => Lock::Locked,
+            Err(refusals) if refusals.first().is_some_and(Refusal::condition_failed) => {
+                Lock::NotLockable
+            }
+            Err(_) => Lock::Conflict,
+        })
     }
 
     /// `verified` -> `awaiting_confirmation`, recording what the closure will

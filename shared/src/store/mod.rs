@@ -6,13 +6,15 @@
 //! By what it stores: `accounts` (accounts, contact ownership, the audit
 //! trail), `migrations` (a migration's life up to `migrate`, and cancel),
 //! `verification` (a successful verification's commit), `closure` (the
-//! closing transaction), `quota` (the quota logs); `item` maps items and
+//! closing transaction), `quota` (the quota logs), `outbox` (what commits
+//! announce, and the accounts' event sequences); `item` maps items and
 //! keys, `table` creates the table. This file holds the plumbing they share.
 
 mod accounts;
 mod closure;
 pub mod item;
 mod migrations;
+pub mod outbox;
 mod quota;
 mod table;
 mod verification;
@@ -27,7 +29,8 @@ use crate::domain::{AuditEvent, Error};
 use item::Item;
 
 pub use closure::Closure;
-pub use migrations::MigrateFacts;
+pub use migrations::{Lock, MigrateFacts};
+pub use outbox::StoredOutbox;
 pub use verification::Verification;
 
 #[derive(Clone, Debug)]

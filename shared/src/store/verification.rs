@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWrite
 use super::item::{self, n, s, Item};
 use super::{build_error, names, values, Refusal, Store, TOTP_STEP_UNUSED};
 use crate::domain::eligibility::EligibilityFacts;
-use crate::domain::{AuditEvent, Contact, Error, Migration, Timestamp};
+use crate::domain::{AuditEvent, Contact, Error, Migration, Outbox, Timestamp};
 
 /// The outcome of a transaction that consumes a TOTP step.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,7 +90,8 @@ impl Store {
 
     /// Verification of a free contact: a plain change of contact, committed
     /// at once. The new contact is claimed, the old one released, the TOTP
-    /// step spent and the migration completed, together.
+    /// step spent and the migration completed, together with what the
+    /// change announces (`outbox`).
     pub async fn complete_plain_change(
         &self,
         migration: &Migration,
@@ -98,6 +99,7 @@ impl Store {
         totp_step: u64,
         now: Timestamp,
         event: &AuditEvent,
+        outbox: &Outbox,
     ) -> Result<Verification, Error> {
         let owner = &migration.account_id;
         let mut items = vec![
@@ -120,6 +122,7 @@ impl Store {
         if let Some(previous) = previous {
             items.push(self.release_contact(previous, owner)?);
         }
+        items.extend(self.announce(outbox)?);
         Ok(verification_outcome(self.transact(items).await?, totp_step))
     }
 

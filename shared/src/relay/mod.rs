@@ -1,0 +1,220 @@
+//! The relay (PRODUCT.md §6): delivers what commits announced in the outbox.
+//! The `relay` function receives the table's stream, filtered to the
+//! insertion of outbox items; for each it reads the outbox item and
+//!
+//! - sends each security notice not yet delivered through the courier, and
+//!   records its delivery on the item, once (a retried batch does not send
+//!   it again);
+//! - publishes each domain event not yet published to EventBridge, in the
+//!   order of the account's event sequence: an account's event is published
+//!   only after its predecessor, and the account's published sequence is
+//!   recorded after each (a retried batch does not publish it again).
+//!
+//! A record whose notices or events are not all delivered is reported as a
+//! batch item failure, so it is retried without blocking or replaying the
+//! others' deliveries. Delivery is at least once: a process that dies
+//! between a delivery and its record delivers that one again.
+
+mod bus;
+pub mod event;
+#[cfg(feature = "local-relay")]
+pub mod local;
+
+pub use bus::EventBus;
+pub use event::{BatchItemFailure, BatchResponse, StreamChange, StreamEvent, StreamRecord};
+
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::{DomainEvent, NoticeKind, PendingNotice};
+use crate::notify::{Courier, DeliveryError, Message, Notice};
+use crate::store::{Store, StoredOutbox};
+
+#[derive(Clone, Debug)]
+pub struct Relay {
+    pub store: Store,
+    pub courier: Courier,
+    pub bus: EventBus,
+}
+
+fn notice_of(notice: &PendingNotice, migration_id: &str) -> Notice {
+    let (new_contact, migration_id) = (notice.new_contact.clone(), migration_id.to_owned());
+    match notice.kind {
+        NoticeKind::ContactChanged => Notice::ContactChanged {
+            new_contact,
+            migration_id,
+        },
+        NoticeKind::ContactMigrated => Notice::ContactMigrated {
+            new_contact,
+            migration_id,
+        },
+    }
+}
+
+impl Relay {
+    /// The function's handler: one batch of stream records.
+    pub async fn handle(&self, event: StreamEvent) -> BatchResponse {
+        let mut outboxes = Vec::new();
+        let mut failed = HashSet::new();
+        for record in &event.records {
+            let Some(migration_id) = record.inserted_outbox() else {
+                continue;
+            };
+            let sequence = record.dynamodb.sequence_number.clone();
+            match self.store.outbox(migration_id).await {
+                Ok(Some(stored)) => outboxes.push((sequence, stored)),
+                // Expired long after its delivery: nothing left to do.
+                Ok(None) => tracing::warn!(migration_id, "outbox item no longer stored"),
+                Err(e) => {
+                    tracing::error!(migration_id, error = %e, "outbox item not read");
+                    failed.insert(sequence);
+                }
+            }
+        }
+        let undelivered = self.deliver(&outboxes).await;
+        failed.extend(
+            outboxes
+                .iter()
+                .filter(|(_, stored)| undelivered.contains(&stored.outbox.migration_id))
+                .map(|(sequence, _)| sequence.clone()),
+        );
+        BatchResponse {
+            batch_item_failures: event
+                .records
+                .iter()
+                .map(|r| &r.dynamodb.sequence_number)
+                .filter(|sequence| failed.contains(*sequence))
+                .map(|sequence| BatchItemFailure {
+                    item_identifier: sequence.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Delivers the outboxes of the given migrations again, whatever the
+    /// stream did (an operator's `admin redeliver`): what was delivered is
+    /// skipped. Answers the migrations whose outbox is not all delivered.
+    pub async fn redeliver(&self, migration_ids: &[String]) -> Result<Vec<String>, String> {
+        let mut outboxes = Vec::new();
+        for id in migration_ids {
+            match self.store.outbox(id).await {
+                Ok(Some(stored)) => outboxes.push((id.clone(), stored)),
+                Ok(None) => return Err(format!("migration {id} has no outbox")),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let mut undelivered: Vec<String> = self.deliver(&outboxes).await.into_iter().collect();
+        undelivered.sort();
+        Ok(undelivered)
+    }
+
+    /// Notices and events of `outboxes`; answers the migrations whose
+    /// outbox is not all delivered.
+    async fn deliver<K>(&self, outboxes: &[(K, StoredOutbox)]) -> HashSet<String> {
+        let mut undelivered = HashSet::new();
+        for (_, stored) in outboxes {
+            if !self.send_notices(stored).await {
+                undelivered.insert(stored.outbox.migration_id.clone());
+            }
+        }
+        let events: Vec<(&DomainEvent, &str)> = outboxes
+            .iter()
+            .flat_map(|(_, stored)| {
+                let id = stored.outbox.migration_id.as_str();
+                stored.outbox.events.iter().map(move |e| (e, id))
+            })
+            .collect();
+        undelivered.extend(self.publish_in_order(events).await);
+        undelivered
+    }
+
+    /// Sends the outbox's notices not yet delivered; answers whether all are.
+    async fn send_notices(&self, stored: &StoredOutbox) -> bool {
+        let migration_id = stored.outbox.migration_id.as_str();
+        let mut all = true;
+        for notice in &stored.outbox.notices {
+            if stored.delivered.contains_key(&notice.id) {
+                continue;
+            }
+            let message = Message::Notice(notice_of(notice, migration_id));
+            let outcome = match self.courier.deliver(&notice.to, &message).await {
+                Ok(()) => "sent",
+                // Never deliverable (an SMS destination outside the allowed
+                // countries): recorded, so it is not retried forever.
+                Err(DeliveryError::Refused(reason)) => {
+                    tracing::warn!(migration_id, notice = %notice.id, recipient = %notice.to.masked(), reason, "security notice refused");
+                    "refused"
+                }
+                Err(e) => {
+                    tracing::warn!(migration_id, notice = %notice.id, channel = %notice.to.channel(), recipient = %notice.to.masked(), error = %e, "security notice not delivered; retried");
+                    all = false;
+                    continue;
+                }
+            };
+            if let Err(e) = self
+                .store
+                .record_notice(migration_id, &notice.id, outcome)
+                .await
+            {
+                tracing::error!(migration_id, notice = %notice.id, error = %e, "delivery of a notice not recorded");
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// Publishes the events not yet published, each account's in sequence
+    /// order; answers the migrations with an event left unpublished.
+    async fn publish_in_order(&self, events: Vec<(&DomainEvent, &str)>) -> HashSet<String> {
+        let mut accounts: Vec<&str> = events.iter().map(|(e, _)| e.subject.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut published: HashMap<&str, u64> = match self.store.event_heads(&accounts).await {
+            Ok(heads) => accounts
+                .iter()
+                .zip(heads)
+                .map(|(&account, (_, published))| (account, published))
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "event heads not read");
+                return events.iter().map(|(_, id)| (*id).to_owned()).collect();
+            }
+        };
+        let mut pending = events;
+        loop {
+            pending.retain(|(e, _)| e.sequence_number() > published[e.subject.as_str()]);
+            // Each account's next event, if it is here: one a round.
+            let ready: Vec<&DomainEvent> = pending
+                .iter()
+                .map(|(e, _)| *e)
+                .filter(|e| e.sequence_number() == published[e.subject.as_str()] + 1)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            let taken = self.bus.publish(&ready).await;
+            let mut progressed = false;
+            for (event, taken) in ready.into_iter().zip(taken) {
+                if !taken {
+                    continue;
+                }
+                let sequence = event.sequence_number();
+                match self.store.record_published(&event.subject, sequence).await {
+                    Ok(_) => {
+                        published.insert(event.subject.as_str(), sequence);
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        tracing::error!(event_id = %event.id, error = %e, "publication not recorded; the event will be published again")
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        for (event, migration_id) in &pending {
+            tracing::warn!(migration_id, event_id = %event.id, "event not published yet; retried");
+        }
+        pending.iter().map(|(_, id)| (*id).to_owned()).collect()
+    }
+}
