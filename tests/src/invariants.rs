@@ -1,9 +1,11 @@
 //! The invariants of the whole table, checked by reading every item: what
-//! must hold after any sequence of requests, whatever their interleaving.
+//! must hold after any sequence of requests, whatever their interleaving,
+//! including that every announcing commit has exactly its outbox.
 
 use contact_migration::domain::quota::{Hit, Quota};
 use contact_migration::domain::{AccountStatus, Policy};
 use contact_migration::store::item::{self, Item};
+use contact_migration::store::{outbox, StoredOutbox};
 use std::collections::{HashMap, HashSet};
 
 use crate::Stack;
@@ -208,9 +210,101 @@ pub fn violations(items: &[Item], policy: &Policy) -> Vec<String> {
             }
         }
     }
+    found.extend(outbox_violations(items, &migrations));
+
     let distinct: HashSet<&str> = items.iter().map(pk).collect();
     if distinct.is_empty() {
         found.push("the table is empty".into());
+    }
+    found
+}
+
+/// The event types a migration's stored state must have announced: a close,
+/// a plain change and a lock each announce; nothing else does.
+fn announced(m: &Item) -> &'static [&'static str] {
+    match (item::get_s(m, "state"), item::get_s(m, "closed_account_id")) {
+        (Some("completed"), Some(_)) => &["contact.migrated.v1", "account.closed.v1"],
+        (Some("completed"), None) => &["contact.changed.v1"],
+        (Some("locked"), _) => &["migration.locked.v1"],
+        _ => &[],
+    }
+}
+
+/// The outbox: every announcing commit has exactly its outbox, no outbox
+/// exists without its commit, and each account's events are numbered
+/// 1..=committed with no gap and no repeat.
+fn outbox_violations(items: &[Item], migrations: &[&Item]) -> Vec<String> {
+    let mut found = Vec::new();
+    let outboxes: HashMap<&str, StoredOutbox> = items
+        .iter()
+        .filter(|it| pk(it).starts_with(outbox::OUTBOX_PREFIX))
+        .filter_map(|it| {
+            let id = outbox::outbox_migration_id(pk(it))?;
+            match outbox::outbox_from_item(it) {
+                Ok(stored) => Some((id, stored)),
+                Err(e) => {
+                    found.push(format!("outbox of {id} unreadable: {e}"));
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut migration_ids = HashSet::new();
+    for m in migrations {
+        let id = item::get_s(m, "migration_id").unwrap_or_default();
+        migration_ids.insert(id);
+        let want = announced(m);
+        let got: Vec<&str> = outboxes
+            .get(id)
+            .map(|o| {
+                o.outbox
+                    .events
+                    .iter()
+                    .map(|e| e.event_type.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if got != want {
+            found.push(format!(
+                "migration {id} announced {got:?}, its commit {want:?}"
+            ));
+        }
+    }
+    for id in outboxes.keys() {
+        if !migration_ids.contains(id) {
+            found.push(format!("outbox {id} without a migration"));
+        }
+    }
+    let mut sequences: HashMap<&str, Vec<u64>> = HashMap::new();
+    for stored in outboxes.values() {
+        for event in &stored.outbox.events {
+            sequences
+                .entry(event.subject.as_str())
+                .or_default()
+                .push(event.sequence_number());
+        }
+    }
+    for head in items.iter().filter(|it| sk(it) == "EVENTS") {
+        let account = pk(head).trim_start_matches("ACCOUNT#");
+        let committed: u64 = item::get_n(head, "committed").unwrap_or(0);
+        let published: u64 = item::get_n(head, "published").unwrap_or(0);
+        let mut numbers = sequences.remove(account).unwrap_or_default();
+        numbers.sort_unstable();
+        if numbers != (1..=committed).collect::<Vec<_>>() {
+            found.push(format!(
+                "account {account} committed {committed} events, numbered {numbers:?}"
+            ));
+        }
+        if published > committed {
+            found.push(format!(
+                "account {account} published {published} of {committed} events"
+            ));
+        }
+    }
+    for (account, numbers) in sequences {
+        found.push(format!(
+            "account {account} has events {numbers:?} but no event head"
+        ));
     }
     found
 }

@@ -10,8 +10,9 @@
 //! sequences, default 16, of up to `MODEL_STEPS` operations, default 24.
 
 use contact_migration::domain::{totp, Channel, Contact, Policy};
+use contact_migration::store::{item, outbox};
 use end_to_end::{
-    unique_contact, unix_now, AccountSpec, Answer, Stack, TestAccount, ACKNOWLEDGE_ALL,
+    invariants, unique_contact, unix_now, AccountSpec, Answer, Stack, TestAccount, ACKNOWLEDGE_ALL,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -982,6 +983,34 @@ impl World {
     }
 }
 
+impl World {
+    /// The relay delivers every outbox: each published event is one a
+    /// commit announced, once, and every announced event is published.
+    async fn delivered(&self) -> Result<(), TestCaseError> {
+        let poll = self.stack.deliver().await;
+        prop_assert_eq!(poll.failed, 0, "relay failures: {:?}", poll);
+        let announced: Vec<String> = invariants::scan(&self.stack)
+            .await
+            .iter()
+            .filter(|it| item::get_s(it, item::PK).is_some_and(|pk| pk.starts_with("OUTBOX#")))
+            .filter_map(|it| outbox::outbox_from_item(it).ok())
+            .flat_map(|stored| stored.outbox.events.into_iter().map(|e| e.id))
+            .collect();
+        let mut published: Vec<String> = self
+            .stack
+            .events()
+            .await
+            .iter()
+            .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let mut expected = announced;
+        published.sort();
+        expected.sort();
+        prop_assert_eq!(published, expected, "published events and commits disagree");
+        Ok(())
+    }
+}
+
 fn check(op: &Op, expect: &Expect, answer: &Answer) -> Result<(), TestCaseError> {
     prop_assert!(
         expect.admits(answer),
@@ -1027,7 +1056,7 @@ fn random_sequences_follow_the_model_and_keep_every_invariant() {
                 world.step(op).await?;
                 world.consistent(op).await?;
             }
-            Ok(())
+            world.delivered().await
         })
     });
     println!(

@@ -91,13 +91,22 @@ async fn a_completed_migration_announces_exactly_its_events_once() {
         assert_eq!(event["source"], "contact-migration");
         assert_eq!(event["datacontenttype"], "application/json");
         assert_eq!(event["data"]["migration_id"], id.as_str());
-        assert_eq!(event["id"], format!("{id}/{}", event["type"].as_str().unwrap()));
-        assert_eq!(event["sequence"], "000000000001", "the accounts' first event");
+        assert_eq!(
+            event["id"],
+            format!("{id}/{}", event["type"].as_str().unwrap())
+        );
+        assert_eq!(
+            event["sequence"], "000000000001",
+            "the accounts' first event"
+        );
     }
     assert_eq!(migrated["subject"], main.id.as_str());
     assert_eq!(migrated["data"]["from_account_id"], duplicate.id.as_str());
     assert_eq!(closed["subject"], duplicate.id.as_str());
-    assert_eq!(closed["data"]["contact_moved_to_account_id"], main.id.as_str());
+    assert_eq!(
+        closed["data"]["contact_moved_to_account_id"],
+        main.id.as_str()
+    );
     let hold = migrated["data"]["withdrawal_hold_until"].as_str().unwrap();
     assert!(hold > migrated["time"].as_str().unwrap(), "{hold}");
 
@@ -212,7 +221,10 @@ async fn a_cancelled_transaction_announces_nothing() {
     assert_eq!((poll.delivered, poll.failed), (0, 0));
     assert!(stack.events().await.is_empty());
     assert_eq!(notices_to(&stack, &duplicate.email).await, 0);
-    assert_eq!(stack.app.store.sequences(&[&main.id]).await.unwrap()[0].committed, 0);
+    assert_eq!(
+        stack.app.store.sequences(&[&main.id]).await.unwrap()[0].committed,
+        0
+    );
 }
 
 /// SES refuses every security notice until told otherwise.
@@ -250,7 +262,11 @@ async fn a_failed_notice_never_undoes_the_commit_and_is_retried_until_delivered(
     assert_eq!(stored.email.unwrap().value(), duplicate.email);
     assert_eq!(stack.events().await.len(), 2);
     let stored = stack.app.store.outbox(&id).await.unwrap().unwrap();
-    let emails = stored.outbox.notices.iter().filter(|n| n.to.channel() == Channel::Email);
+    let emails = stored
+        .outbox
+        .notices
+        .iter()
+        .filter(|n| n.to.channel() == Channel::Email);
     for notice in emails {
         assert!(!stored.delivered.contains_key(&notice.id), "{stored:?}");
     }
@@ -376,7 +392,13 @@ async fn events_for_one_account_are_published_in_sequence_order() {
         .await
         .iter()
         .filter(|e| e["subject"] == main.id.as_str())
-        .map(|e| format!("{} {}", e["sequence"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["sequence"].as_str().unwrap(),
+                e["type"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         about_main,
@@ -416,7 +438,9 @@ async fn put_events_partial_failure_retries_only_the_failed_entries() {
                             .error_message("try again")
                             .build()
                     } else {
-                        PutEventsResultEntry::builder().event_id(format!("e{i}")).build()
+                        PutEventsResultEntry::builder()
+                            .event_id(format!("e{i}"))
+                            .build()
                     }
                 })
                 .collect();
@@ -432,15 +456,17 @@ async fn put_events_partial_failure_retries_only_the_failed_entries() {
         courier: stack.app.courier.clone(),
         bus: EventBus::new(eventbridge, "contact-migration"),
     };
-    let answer = relay
-        .handle(batch(&[record(&id, "1")]))
-        .await;
+    let answer = relay.handle(batch(&[record(&id, "1")])).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
 
     let calls = calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0].len(), 2, "both events in one call: {calls:?}");
-    assert_eq!(calls[1], vec![calls[0][0].clone()], "only the failed entry again");
+    assert_eq!(
+        calls[1],
+        vec![calls[0][0].clone()],
+        "only the failed entry again"
+    );
     let heads = stack
         .app
         .store
@@ -457,8 +483,16 @@ async fn an_event_bus_that_stays_down_fails_the_record_and_publishes_later() {
     let down = mock!(aws_sdk_eventbridge::Client::put_events).then_output(|| {
         PutEventsOutput::builder()
             .failed_entry_count(1)
-            .entries(PutEventsResultEntry::builder().error_code("ThrottlingException").build())
-            .entries(PutEventsResultEntry::builder().error_code("ThrottlingException").build())
+            .entries(
+                PutEventsResultEntry::builder()
+                    .error_code("ThrottlingException")
+                    .build(),
+            )
+            .entries(
+                PutEventsResultEntry::builder()
+                    .error_code("ThrottlingException")
+                    .build(),
+            )
             .build()
     });
     let relay = Relay {
@@ -479,5 +513,9 @@ async fn an_event_bus_that_stays_down_fails_the_record_and_publishes_later() {
     assert_eq!(events.len(), 2, "{events:#?}");
     let stored = stack.app.store.outbox(&id).await.unwrap().unwrap();
     let delivered: HashMap<String, String> = stored.delivered;
-    assert_eq!(delivered.len(), stored.outbox.notices.len(), "{delivered:?}");
+    assert_eq!(
+        delivered.len(),
+        stored.outbox.notices.len(),
+        "{delivered:?}"
+    );
 }
