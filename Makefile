@@ -9,7 +9,7 @@ TEST_ARGS ?=
 # Extra arguments for the benchmark driver, e.g. make bench BENCH_ARGS='--rounds 30'
 BENCH_ARGS ?=
 
-.PHONY: help setup dev test emulators-start emulators-stop emulators-status env fmt lint \
+.PHONY: help setup dev test events emulators-start emulators-stop emulators-status env fmt lint \
 	template-check package bench soak clean-local demo contract-test
 
 help: ## list the targets
@@ -26,6 +26,9 @@ test: ## cargo test --workspace against freshly started emulators
 
 demo: ## with `make dev` running: one complete scripted migration, every request and answer
 	infra/local/demo.sh
+
+events: ## with `make dev` running: print the domain events on the local queue (and take them off it)
+	infra/local/events.sh
 
 contract-test: ## schemathesis against docs/openapi.yaml on :9000 (starts the API if not running)
 	infra/contract/check.sh
@@ -52,9 +55,9 @@ lint: ## what CI checks besides the tests: formatting and clippy
 template-check: ## cfn-lint + sam validate --lint on template.yaml, docs/openapi.yaml check; offline
 	infra/template/check.sh
 
-# The four functions as AWS Lambda deployment packages: provided.al2023 on arm64, one
+# The five functions as AWS Lambda deployment packages: provided.al2023 on arm64, one
 # `bootstrap` per zip. cargo-lambda cross-compiles with zig (PyPI ziglang, in .venv).
-LAMBDA_FUNCTIONS := send-codes verify migrate close
+LAMBDA_FUNCTIONS := send-codes verify migrate close relay
 
 package: setup ## release zips for Lambda (arm64): target/lambda/<function>/bootstrap.zip
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \

@@ -5,7 +5,10 @@
 #   2. starts DynamoDB Local (:8000), the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/)
 #      and moto for SNS/SSM (:8006, sent SMS at http://127.0.0.1:8006/moto-api/data.json)
 #   3. creates the table and seeds demo accounts with the admin CLI
-#   4. serves the API on http://127.0.0.1:9000 with `cargo lambda watch`, which routes the
+#   4. runs the relay (`admin relay`): the relay function's handler fed from DynamoDB Local's
+#      stream, delivering the outbox (security notices to the inboxes, domain events to the bus
+#      on moto, copied to the SQS queue $EVENTS_QUEUE_NAME)
+#   5. serves the API on http://127.0.0.1:9000 with `cargo lambda watch`, which routes the
 #      production paths to the four function binaries (router table: Cargo.toml,
 #      [workspace.metadata.lambda.watch.router]) and rebuilds them when the code changes
 #
@@ -42,6 +45,11 @@ cargo build -q -p admin -p send-codes -p verify -p migrate -p close
 
 log "creating table $TABLE_NAME"
 cargo run -q --bin admin -- create-table
+
+# The relay: what the Lambda event source mapping does in AWS, with the relay function's handler.
+log "starting the relay (log: $LOCAL_STATE_DIR/relay.log)"
+setsid "${CARGO_TARGET_DIR:-$LOCAL_ROOT/target}/debug/admin" relay >"$LOCAL_STATE_DIR/relay.log" 2>&1 &
+LOCAL_RELAY_PID=$!
 
 # Prints the `{"account_id": ..., "totp_secret": ...}` line of create-account as a readable row;
 # falls back to the raw output so an interface change is visible instead of fatal.
@@ -101,6 +109,8 @@ PY
 echo
 echo "SES inbox: http://127.0.0.1:$SES_PORT/   (JSON: GET http://127.0.0.1:$SES_PORT/store)"
 echo "SMS sent:  GET http://127.0.0.1:$SNS_PORT/moto-api/data.json   (JSON, under .sns.SMS)"
+echo "Events:    SQS queue $EVENTS_QUEUE_URL"
+echo "           (copied from the bus $EVENT_BUS_NAME; read them with: make events)"
 echo
 cat <<WALKTHROUGH
 Try it, in another terminal at the repository root, once the API answers:

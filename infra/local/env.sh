@@ -118,6 +118,15 @@ watch_stop() {
   LOCAL_WATCH_PID=""
 }
 
+# Stops the relay started with `setsid ... & LOCAL_RELAY_PID=$!` (dev.sh).
+relay_stop() {
+  if [[ -n ${LOCAL_RELAY_PID:-} ]] && kill -0 "$LOCAL_RELAY_PID" 2>/dev/null; then
+    printf '[relay] stopping the relay\n' >&2 || true
+    kill -TERM -- "-$LOCAL_RELAY_PID" 2>/dev/null || true
+  fi
+  LOCAL_RELAY_PID=""
+}
+
 # shellcheck disable=SC2317 # only reached through the traps
 _local_cleanup() {
   local rc=$?
@@ -127,6 +136,7 @@ _local_cleanup() {
   trap '' PIPE
   set +e
   watch_stop
+  relay_stop
   emulators_stop_started
   exit "$rc"
 }
