@@ -17,6 +17,7 @@
 mod flow;
 mod init;
 mod phases;
+mod relay;
 mod requests;
 mod runtime_api;
 mod sizes;
@@ -432,6 +433,7 @@ async fn run(o: &Options) -> String {
         .unwrap();
         show(&out, &mut shown);
     }
+    relay_figures(&mut out, &trapping, &inbox, &mut shown).await;
     writeln!(
         out,
         "\nBenchmark run time: {:.0} s.",
@@ -546,4 +548,59 @@ fn machine(out: &mut String) {
             .join(" ")
     )
     .unwrap();
+}
+
+/// Batch sizes of the relay's drain runs.
+const RELAY_BATCHES: [i32; 3] = [1, 10, 100];
+/// Migrations committed before each drain run.
+const RELAY_BACKLOG: usize = 50;
+/// Migrations whose commit-to-queue time is measured.
+const RELAY_LATENCY_SAMPLES: usize = 20;
+/// How often the background relay polls the stream (the Lambda event
+/// source mapping polls each shard about four times a second).
+const RELAY_POLL_EVERY: Duration = Duration::from_millis(250);
+
+async fn relay_figures(
+    out: &mut String,
+    stack: &end_to_end::Stack,
+    inbox: &flow::Inbox,
+    shown: &mut usize,
+) {
+    writeln!(out, "\n### 6. The relay (outbox to notices and events)\n").unwrap();
+    writeln!(
+        out,
+        "A backlog of {RELAY_BACKLOG} committed migrations (two events and two notices each) \
+         drained by the relay's handler through the local stream poller, per batch size; then \
+         {RELAY_LATENCY_SAMPLES} migrations one at a time with a relay polling every {} ms, \
+         from the close's answer to its event on the SQS queue.\n",
+        RELAY_POLL_EVERY.as_millis()
+    )
+    .unwrap();
+    writeln!(out, "| batch size | events | seconds | events/s |").unwrap();
+    writeln!(out, "|---:|---:|---:|---:|").unwrap();
+    for batch in RELAY_BATCHES {
+        eprintln!("[bench] relay: drain at batch size {batch}");
+        let d = relay::drain_backlog(stack, inbox, batch, RELAY_BACKLOG).await;
+        writeln!(
+            out,
+            "| {} | {} | {:.2} | {:.0} |",
+            d.batch,
+            d.events,
+            d.elapsed.as_secs_f64(),
+            d.per_second()
+        )
+        .unwrap();
+        show(out, shown);
+    }
+    eprintln!("[bench] relay: commit to queue");
+    let l = relay::commit_to_queue(stack, inbox, RELAY_LATENCY_SAMPLES, RELAY_POLL_EVERY).await;
+    writeln!(
+        out,
+        "\nCommit to queue: p50 {} ms, p99 {} ms, max {} ms.",
+        ms(percentile(&l, 50.0)),
+        ms(percentile(&l, 99.0)),
+        ms(*l.last().unwrap())
+    )
+    .unwrap();
+    show(out, shown);
 }

@@ -100,13 +100,7 @@ pub async fn counting_stack(stack: &Stack) -> (Stack, RequestCounter) {
         store: Store::new(client, stack.app.store.table()),
         ..stack.app.clone()
     };
-    (
-        Stack {
-            app,
-            http: stack.http.clone(),
-        },
-        counter,
-    )
+    (Stack::of(app), counter)
 }
 
 /// Drives every step once (and the two other verify outcomes) and returns

@@ -119,14 +119,7 @@ pub async fn throughput(
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (stack, inbox, queue) = (
-            Stack {
-                app: stack.app.clone(),
-                http: stack.http.clone(),
-            },
-            inbox.clone(),
-            queue.clone(),
-        );
+        let (stack, inbox, queue) = (Stack::of(stack.app.clone()), inbox.clone(), queue.clone());
         workers.push(tokio::spawn(async move {
             let mut durations = Vec::new();
             loop {

@@ -137,5 +137,16 @@ admin show-account "$MAIN" | pretty
 call GET "/migrations/$ID"
 expect 200
 
+step "8. What the relay delivered: the security notices and the events"
+# The relay (make dev) picks the outbox up from the table's stream within a second or so.
+events=""
+for _ in $(seq 1 50); do
+  events+="$("$LOCAL_ROOT/infra/local/events.sh")"$'\n'
+  grep -q "$ID/account.closed.v1" <<<"$events" && break
+  sleep 0.2
+done
+grep "$ID" <<<"$events" || die "no event of migration $ID on the queue: is the relay running (make dev)?"
+echo "security notices to $main_email and $old_email: see the SES inbox, http://127.0.0.1:$SES_PORT/"
+
 printf '\n[demo] ok: %s moved to account %s, duplicate %s closed (migration %s)\n' \
   "$old_email" "$MAIN" "$OLD" "$ID"

@@ -108,6 +108,11 @@ impl StreamPoller {
         })
     }
 
+    /// Records per handler call from now on (the mapping's `BatchSize`).
+    pub fn with_batch_size(self, batch_size: i32) -> StreamPoller {
+        StreamPoller { batch_size, ..self }
+    }
+
     pub fn stream_arn(&self) -> &str {
         &self.stream_arn
     }
