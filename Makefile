@@ -52,7 +52,7 @@ lint: ## what CI checks besides the tests: formatting and clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-template-check: ## cfn-lint + sam validate --lint on template.yaml, docs/openapi.yaml check; offline
+template-check: ## cfn-lint + sam validate --lint on template.yaml, docs/openapi.yaml and docs/asyncapi.yaml checks; offline
 	infra/template/check.sh
 
 # The five functions as AWS Lambda deployment packages: provided.al2023 on arm64, one

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# `make template-check`: static checks of the deployment template and the API description,
-# offline and without AWS credentials:
+# `make template-check`: static checks of the deployment template and the API and event
+# descriptions, offline and without AWS credentials:
 #
 #   cfn-lint template.yaml             CloudFormation/SAM schema, best practices, IAM policy syntax
 #   sam validate --lint                SAM transform of template.yaml, then cfn-lint on the result
 #   openapi-spec-validator docs/openapi.yaml
+#   check_asyncapi.py docs/asyncapi.yaml
+#                                      AsyncAPI 3.x; the messages are exactly the four event types;
+#                                      each payload a valid, closed JSON Schema that accepts its
+#                                      example and refuses it broken
 #
 # The tools are installed into the repo-local .venv/ from infra/template/requirements.txt (pinned),
 # only when missing or when the requirements changed; later runs need no network.
@@ -45,4 +49,6 @@ log "sam validate --lint"
 "$venv/bin/sam" validate --lint --template template.yaml
 log "openapi-spec-validator docs/openapi.yaml"
 "$venv/bin/openapi-spec-validator" docs/openapi.yaml
+log "check_asyncapi.py docs/asyncapi.yaml"
+"$venv/bin/python" infra/template/check_asyncapi.py docs/asyncapi.yaml
 log "ok"
