@@ -103,3 +103,26 @@ impl Front {
         response.map(Full::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_sends_the_same_content_security_policy() {
+        let template = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+        )
+        .expect("template.yaml");
+        let quoted = format!("ContentSecurityPolicy: \"{CONTENT_SECURITY_POLICY}\"");
+        assert!(template.contains(&quoted), "template.yaml has {quoted}");
+    }
+
+    #[test]
+    fn only_the_migration_paths_go_to_the_api() {
+        assert!(is_api_path("/migrations"));
+        assert!(is_api_path("/migrations/abc/verify"));
+        assert!(!is_api_path("/migrationsx"));
+        assert!(!is_api_path("/js/main.js"));
+    }
+}

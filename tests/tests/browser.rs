@@ -98,8 +98,13 @@ async fn an_email_migration_goes_through_every_screen() {
     with_page(origin, move |page| async move {
         start_and_enter_codes(&page, &stack, &main, Channel::Email, &duplicate.email, true).await;
         migrate_to_warnings(&page, true, "email").await;
-        page.shows("The account being closed still holds assets").await;
-        page.field("I understand").await.click().await.expect("tick");
+        page.shows("The account being closed still holds assets")
+            .await;
+        page.field("I understand")
+            .await
+            .click()
+            .await
+            .expect("tick");
         page.assert_accessible("warnings").await;
         page.screen("06-warnings-email").await;
         page.click("Close Account").await;
@@ -117,7 +122,10 @@ async fn an_email_migration_goes_through_every_screen() {
         let closed = stack.stored_account(&duplicate.id).await;
         assert_eq!(closed.status, AccountStatus::Closed);
         let main_now = stack.stored_account(&main.id).await;
-        assert_eq!(contact_of(&main_now, Channel::Email), Some(duplicate.email.clone()));
+        assert_eq!(
+            contact_of(&main_now, Channel::Email),
+            Some(duplicate.email.clone())
+        );
     })
     .await;
 }
@@ -137,14 +145,20 @@ async fn a_phone_migration_asks_for_the_closed_accounts_authenticator_code() {
     with_page(origin, move |page| async move {
         start_and_enter_codes(&page, &stack, &main, Channel::Phone, &new_phone, true).await;
         migrate_to_warnings(&page, true, "phone").await;
-        page.shows("The account being closed holds no assets.").await;
-        page.field("I understand").await.click().await.expect("tick");
+        page.shows("The account being closed holds no assets.")
+            .await;
+        page.field("I understand")
+            .await
+            .click()
+            .await
+            .expect("tick");
         page.fill(
             "Authenticator code of the account being closed",
             &duplicate.totp_at(unix_now()),
         )
         .await;
-        page.assert_accessible("warnings with the duplicate's code").await;
+        page.assert_accessible("warnings with the duplicate's code")
+            .await;
         page.screen("06-warnings-phone").await;
         page.click("Close Account").await;
         page.click("Yes, Confirm").await;
@@ -154,7 +168,10 @@ async fn a_phone_migration_asks_for_the_closed_accounts_authenticator_code() {
         let closed = stack.stored_account(&duplicate.id).await;
         assert_eq!(closed.status, AccountStatus::Closed);
         let main_now = stack.stored_account(&main.id).await;
-        assert_eq!(contact_of(&main_now, Channel::Phone), Some(new_phone.clone()));
+        assert_eq!(
+            contact_of(&main_now, Channel::Phone),
+            Some(new_phone.clone())
+        );
     })
     .await;
 }
@@ -174,7 +191,10 @@ async fn a_free_email_address_is_a_plain_change_complete_at_confirm() {
         page.assert_accessible("plain change complete").await;
         page.screen("08-complete-plain").await;
         let main_now = stack.stored_account(&main.id).await;
-        assert_eq!(contact_of(&main_now, Channel::Email), Some(new_email.clone()));
+        assert_eq!(
+            contact_of(&main_now, Channel::Email),
+            Some(new_email.clone())
+        );
     })
     .await;
 }

@@ -22,9 +22,14 @@ async fn a_migration_can_be_done_with_the_keyboard_alone() {
 
         let (new_code, current_code) = stack.codes(&duplicate.email, &main.email).await;
         page.tab_to("Code sent to the new").await;
-        page.press(&format!("{new_code}{TAB}{current_code}{TAB}")).await;
-        assert!(page.focused_name().await.starts_with("Google Authenticator code"));
-        page.press(&format!("{}{enter}", main.totp_at(unix_now()))).await;
+        page.press(&format!("{new_code}{TAB}{current_code}{TAB}"))
+            .await;
+        assert!(page
+            .focused_name()
+            .await
+            .starts_with("Google Authenticator code"));
+        page.press(&format!("{}{enter}", main.totp_at(unix_now())))
+            .await;
 
         page.heading("belongs to another account").await;
         page.tab_to("Migrate Account").await;

@@ -14,7 +14,10 @@ fn axe_source() -> &'static str {
     SOURCE.get_or_init(|| {
         let path = workspace_root().join("infra/local/node_modules/axe-core/axe.min.js");
         std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("{} is readable (infra/local/setup.sh installs it): {e}", path.display())
+            panic!(
+                "{} is readable (infra/local/setup.sh installs it): {e}",
+                path.display()
+            )
         })
     })
 }

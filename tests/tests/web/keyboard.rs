@@ -41,6 +41,9 @@ impl Page {
             }
             self.press(&TAB.to_string()).await;
         }
-        panic!("Tab never reached {name:?}; the page says:\n{}", self.text().await);
+        panic!(
+            "Tab never reached {name:?}; the page says:\n{}",
+            self.text().await
+        );
     }
 }

@@ -64,7 +64,10 @@ fn chromedriver() -> &'static str {
             });
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         format!("http://127.0.0.1:{port}")
@@ -122,7 +125,10 @@ where
         user_data: user_data.clone(),
     };
     let outcome = tokio::spawn(async move {
-        page.client.goto(&page.origin).await.expect("the page loads");
+        page.client
+            .goto(&page.origin)
+            .await
+            .expect("the page loads");
         test(page).await
     })
     .await;
@@ -171,9 +177,7 @@ impl Page {
     /// The button (or link) whose accessible name is `name`.
     pub async fn button(&self, name: &str) -> Element {
         let literal = xpath_literal(name);
-        let xpath = format!(
-            "//*[self::button or self::a][normalize-space(.)={literal}]"
-        );
+        let xpath = format!("//*[self::button or self::a][normalize-space(.)={literal}]");
         self.wait_for(&format!("button {name:?}"), &xpath).await
     }
 
@@ -184,9 +188,7 @@ impl Page {
     /// The input whose label begins with `label`.
     pub async fn field(&self, label: &str) -> Element {
         let literal = xpath_literal(label);
-        let xpath = format!(
-            "//*[@id=//label[starts-with(normalize-space(.), {literal})]/@for]"
-        );
+        let xpath = format!("//*[@id=//label[starts-with(normalize-space(.), {literal})]/@for]");
         self.wait_for(&format!("field {label:?}"), &xpath).await
     }
 

@@ -20,7 +20,8 @@ impl Api for InProcess {
         let app = self.app.clone();
         Box::pin(async move {
             let request = request.map(|body| lambda_http::Body::from(body.to_vec()));
-            let response = http::serve(&app, AuthMode::Dev, ALL_ENDPOINTS, request, unix_now()).await;
+            let response =
+                http::serve(&app, AuthMode::Dev, ALL_ENDPOINTS, request, unix_now()).await;
             response.map(|body| match body {
                 lambda_http::Body::Empty => Bytes::new(),
                 lambda_http::Body::Text(text) => Bytes::from(text),
@@ -37,7 +38,10 @@ pub async fn serve(app: App) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
-    let origin = format!("http://{}", listener.local_addr().expect("bound").to_string());
+    let origin = format!(
+        "http://{}",
+        listener.local_addr().expect("bound").to_string()
+    );
     let front = Front {
         web_root: front::workspace_web_root(),
         api: Arc::new(InProcess { app }),
