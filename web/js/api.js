@@ -20,7 +20,9 @@ export async function call(auth, method, path, body) {
   } catch {
     json = { error: { code: 'internal' } };
   }
-  return { status: response.status, body: json ?? {}, retryAfter: response.headers.get('Retry-After') };
+  // Retry-After, else the same number of seconds inside the error.
+  const retryAfter = response.headers.get('Retry-After') ?? json?.error?.retry_after ?? null;
+  return { status: response.status, body: json ?? {}, retryAfter: retryAfter === null ? null : String(retryAfter) };
 }
 
 export const errorCode = (answer) => answer.body?.error?.code ?? '';

@@ -14,7 +14,8 @@ export function explain(answer) {
 
 /** "2 minutes", "45 seconds": how long a Retry-After asks to wait. */
 export function waitText(retryAfter) {
-  const seconds = Math.max(1, Number.parseInt(retryAfter ?? '60', 10) || 60);
+  const parsed = Number.parseInt(retryAfter ?? '', 10);
+  const seconds = Math.max(1, Number.isFinite(parsed) ? parsed : 60);
   return seconds >= 120 ? t('time.minutes', { n: Math.ceil(seconds / 60) }) : t('time.seconds', { n: seconds });
 }
 
