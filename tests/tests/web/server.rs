@@ -38,10 +38,7 @@ pub async fn serve(app: App) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
-    let origin = format!(
-        "http://{}",
-        listener.local_addr().expect("bound").to_string()
-    );
+    let origin = format!("http://{}", listener.local_addr().expect("bound"));
     let front = Front {
         web_root: front::workspace_web_root(),
         api: Arc::new(InProcess { app }),
