@@ -8,9 +8,12 @@
 #   4. runs the relay (`admin relay`): the relay function's handler fed from DynamoDB Local's
 #      stream, delivering the outbox (security notices to the inboxes, domain events to the bus
 #      on moto, copied to the SQS queue $EVENTS_QUEUE_NAME)
-#   5. serves the API on http://127.0.0.1:9000 with `cargo lambda watch`, which routes the
-#      production paths to the four function binaries (router table: Cargo.toml,
+#   5. serves the API with `cargo lambda watch` on an internal port ($WATCH_PORT), which routes
+#      the production paths to the four function binaries (router table: Cargo.toml,
 #      [workspace.metadata.lambda.watch.router]) and rebuilds them when the code changes
+#   6. serves http://127.0.0.1:9000 with the front server (front/): the web front end (web/)
+#      and the API's paths, forwarded to cargo lambda watch, on one origin, as CloudFront
+#      serves them in production
 #
 # Ctrl-C (or SIGTERM) stops everything this script started. Emulators that were already running
 # (`make emulators-start`) are reused and left running.
@@ -29,10 +32,12 @@ stop_on_exit
 
 # Fail early and clearly if the API port is taken (e.g. another `make dev`), before spending
 # minutes compiling.
-if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then
-  log "error: port $API_PORT is already in use; is another 'make dev' running?"
-  exit 1
-fi
+for port in "$API_PORT" "$WATCH_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    log "error: port $port is already in use; is another 'make dev' running?"
+    exit 1
+  fi
+done
 
 # Starts whichever emulators are not running yet; it prints their names, and only those are
 # stopped again on exit (ones already running are reused and left running).
@@ -41,7 +46,7 @@ emulators_start
 # Build the functions together with the admin CLI: one cargo invocation shares the dependency
 # build, and `cargo lambda watch` then starts each function without a first-request compile.
 log "building admin and the function binaries"
-cargo build -q -p admin -p send-codes -p verify -p migrate -p close
+cargo build -q -p admin -p send-codes -p verify -p migrate -p close -p front
 
 log "creating table $TABLE_NAME"
 cargo run -q --bin admin -- create-table
@@ -94,6 +99,7 @@ local_env_print | sed 's/^/  /'
 # The route table comes straight from Cargo.toml so this listing cannot drift from what
 # `cargo lambda watch` actually serves.
 echo
+echo "Web front end: http://127.0.0.1:$API_PORT/   (sign in with a demo account's account_id)"
 echo "API on http://127.0.0.1:$API_PORT:"
 cargo metadata --no-deps --format-version 1 | python3 -c "$(
   cat <<'PY'
@@ -123,10 +129,15 @@ WALKTHROUGH
 echo "Ctrl-C stops everything."
 echo
 
-# -A/-P: bind to loopback only (the default is '::', all interfaces) on the contract port.
+# -A/-P: bind to loopback only (the default is '::', all interfaces).
 # The functions inherit this script's environment (env.sh), so no --env-var flags are needed.
-# setsid gives watch and its children their own process group, which stop_on_exit (env.sh) stops.
-setsid cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
+# setsid gives watch, the front server and their children one process group of their own,
+# which stop_on_exit (env.sh) stops.
+front_bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/front"
+setsid bash -c '
+  cargo lambda watch -A 127.0.0.1 -P "$WATCH_PORT" &
+  exec "$0" --listen "127.0.0.1:$API_PORT" --api "http://127.0.0.1:$WATCH_PORT"
+' "$front_bin" &
 LOCAL_WATCH_PID=$!
 # `wait` (rather than a foreground child) lets the INT/TERM traps run as soon as a signal arrives.
 wait "$LOCAL_WATCH_PID"

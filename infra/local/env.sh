@@ -19,6 +19,8 @@ export SES_PORT=8005
 # moto server: SNS (SMS), SSM Parameter Store and KMS.
 export SNS_PORT=8006
 export API_PORT=9000
+# `make dev` only: cargo lambda watch behind the front server on API_PORT (front/).
+export WATCH_PORT=9001
 
 # --- what the application reads -------------------------------------------------------------
 export TABLE_NAME=contact-migration

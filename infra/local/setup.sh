@@ -4,6 +4,8 @@
 #
 #   - a Java runtime for DynamoDB Local        (apt, only if `java` is missing)
 #   - node/npm and curl                        (apt, only if missing)
+#   - Chromium and its chromedriver            (apt, Debian's packages, only if missing; the
+#                                               browser tests drive them, nothing is downloaded)
 #   - infra/local/node_modules                 (`npm ci`, only if missing or the lock changed)
 #   - .venv/ with cargo-lambda and moto[server] (pip, only if missing or requirements changed)
 set -euo pipefail
@@ -43,6 +45,9 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
+# The browser tests (tests/tests/browser.rs) drive Debian's Chromium through its chromedriver.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 # `python3 -m venv` needs ensurepip, which Debian splits into python3-venv.
 if ! command -v python3 >/dev/null; then
   missing+=(python3 python3-venv)
