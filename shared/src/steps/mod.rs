@@ -54,7 +54,9 @@ impl MigrationView {
             current_contact: m.current_contact.masked(),
             created_at: rfc3339(m.created_at),
             expires_at: open.then(|| rfc3339(m.codes_expire_at)),
-            resend_available_at: open.then(|| rfc3339(m.resend_available_at(policy))),
+            // Absent once the migration's sends are used up: no resend will succeed.
+            resend_available_at: (open && m.sends < policy.max_sends)
+                .then(|| rfc3339(m.resend_available_at(policy))),
             attempts_remaining: open.then(|| m.attempts_remaining(policy)),
             migration_required: (verified || m.completed_at.is_some())
                 .then(|| m.migration_required()),

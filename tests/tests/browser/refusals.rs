@@ -67,8 +67,7 @@ async fn wrong_codes_are_shown_at_their_fields_with_the_attempts_left_then_the_l
 }
 
 #[tokio::test]
-#[ignore = "unstable: a 429 shows where the countdown is expected; under investigation"]
-async fn resend_codes_waits_out_the_cooldown_and_the_retry_after() {
+async fn resend_codes_waits_out_the_cooldown_and_stops_when_the_sends_are_used_up() {
     let policy = Policy {
         resend_cooldown: 3,
         max_sends: 2,
@@ -103,13 +102,22 @@ async fn resend_codes_waits_out_the_cooldown_and_the_retry_after() {
             .await;
         assert_eq!(stack.emails_to(&new_email).await.len(), 2);
 
-        // The second send was the last: the API answers 429 with Retry-After.
-        page.shows("You can ask for new codes now.").await;
-        page.click("Resend codes").await;
-        page.shows("You can't ask for new codes yet. Try again in")
+        // The second send was the last (max_sends 2): the API announces no
+        // further resend, and the page offers none.
+        page.shows("No more codes can be sent for this migration.")
             .await;
-        page.shows("You can ask for new codes in").await;
-        page.assert_accessible("resend refused").await;
+        let resend = page.button("Resend codes").await;
+        assert_eq!(
+            resend.attr("aria-disabled").await.unwrap().as_deref(),
+            Some("true")
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        resend.click().await.expect("click");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(stack.emails_to(&new_email).await.len(), 2, "no third send");
+        page.shows("No more codes can be sent for this migration.")
+            .await;
+        page.assert_accessible("resend used up").await;
         page.screen("04-codes-resend-limited").await;
     })
     .await;

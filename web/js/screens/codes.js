@@ -14,17 +14,23 @@ const FIELDS = [
   ['totp_code', 'totp-code'],
 ];
 
-/** When Resend codes may be used again (ms since the epoch). */
+/** When Resend codes may be used again (ms since the epoch); Infinity once
+ * the migration's sends are used up (the API then announces no time). */
 let resendAt = 0;
 let timer = null;
 
 export function startCooldown(migration, retryAfter) {
+  if (!migration?.resend_available_at && !retryAfter) {
+    resendAt = Infinity;
+    return;
+  }
   const announced = Date.parse(migration?.resend_available_at ?? '') || 0;
   const told = retryAfter ? Date.now() + Number.parseInt(retryAfter, 10) * 1000 : 0;
   resendAt = Math.max(announced, told);
 }
 
-const secondsLeft = () => Math.max(0, Math.ceil((resendAt - Date.now()) / 1000));
+const sendsUsedUp = () => resendAt === Infinity;
+const secondsLeft = () => (sendsUsedUp() ? 0 : Math.max(0, Math.ceil((resendAt - Date.now()) / 1000)));
 
 function verify(app) {
   const codes = Object.fromEntries(FIELDS.map(([name]) => [name, normalizeCode(app.values[name])]));
@@ -57,7 +63,7 @@ function verify(app) {
 }
 
 function resend(app) {
-  if (secondsLeft() > 0) return undefined;
+  if (secondsLeft() > 0 || sendsUsedUp()) return undefined;
   return app.once(async () => {
     const answer = await call(app.auth, 'POST', `/migrations/${app.migration.migration_id}/resend`);
     if (answer.status === 200) {
@@ -66,6 +72,10 @@ function resend(app) {
       delete app.values.new_contact_code;
       delete app.values.current_contact_code;
       app.go('codes', { notice: t('codes.resent'), keepValues: true });
+    } else if (errorCode(answer) === 'rate_limited' && !answer.retryAfter) {
+      // No time given: this migration's sends are used up.
+      resendAt = Infinity;
+      app.fail([], [t('codes.resend_used_up')]);
     } else if (errorCode(answer) === 'rate_limited') {
       startCooldown(app.migration, answer.retryAfter);
       app.fail([], [t('codes.resend_limited', { wait: waitText(answer.retryAfter) })]);
@@ -78,6 +88,11 @@ function resend(app) {
 /** Keeps the countdown text and the button's state current, once a second. */
 function tick(hint, resendButton) {
   const left = secondsLeft();
+  if (sendsUsedUp()) {
+    hint.textContent = t('codes.resend_used_up');
+    resendButton.setAttribute('aria-disabled', 'true');
+    return 0;
+  }
   hint.textContent = left > 0 ? t('codes.resend_wait', { n: left }) : t('codes.resend_ready');
   if (left > 0) resendButton.setAttribute('aria-disabled', 'true');
   else resendButton.removeAttribute('aria-disabled');
