@@ -1,7 +1,8 @@
-//! `template.yaml` as API Gateway and IAM will read it: each function's
-//! routes and the statements of its role, with the intrinsic functions
-//! (`!Ref`, `!GetAtt`, `!Sub`, `!If`, `!Select`, `!Split`, `!Join` and the
-//! condition functions) evaluated for one deployment; and IAM's evaluation of
+//! `template.yaml` as API Gateway, Lambda and IAM will read it: each
+//! function's routes, the streams it is invoked from and the statements of
+//! its role, with the intrinsic functions (`!Ref`, `!GetAtt`, `!Sub`, `!If`,
+//! `!Select`, `!Split`, `!Join` and the condition functions) evaluated for
+//! one deployment; and IAM's evaluation of
 //! those statements against the [`Access`]es a function was seen to need,
 //! both ways: an access no statement allows is *missing*, an action,
 //! resource or condition value no access needed is *unused*.
@@ -26,6 +27,28 @@ pub const STACK_NAME: &str = "contact-migration";
 /// sent by the function's own code: allowed only on the function's own log
 /// group.
 pub const RUNTIME_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/// Actions the event source mapping of a DynamoDB stream performs with the
+/// function's role to read the stream, never sent by the function's own
+/// code: allowed only on the stream.
+pub const STREAM_ACTIONS: &[&str] = &[
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
+
+/// The action with which an event source mapping sends a batch it gave up
+/// on to its on-failure destination, by destination type.
+fn on_failure_action(kind: &str, logical_id: &str) -> &'static str {
+    match kind {
+        "SQS" => "sqs:SendMessage",
+        "SNS" => "sns:Publish",
+        other => panic!(
+            "{logical_id}: on-failure destinations of type {other} are not known to tests/src/iam.rs"
+        ),
+    }
+}
 
 pub struct Template {
     parameters: Mapping,
@@ -56,6 +79,19 @@ pub struct Condition {
     pub values: Vec<String>,
 }
 
+/// A stream a function is invoked from (a `DynamoDB` event: an event source
+/// mapping reads the stream with the function's role).
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    /// The event's name in the template.
+    pub event: String,
+    /// The stream's ARN.
+    pub stream: String,
+    /// Where the mapping sends the batches it gives up on: the
+    /// destination's type (`SQS`, `SNS`) and ARN.
+    pub on_failure: Option<(String, String)>,
+}
+
 /// A function of the template: what it is built from, what it serves, what
 /// its role allows.
 #[derive(Debug, Clone)]
@@ -65,6 +101,8 @@ pub struct Function {
     pub binary: String,
     /// (method, path) of each HTTP API event.
     pub routes: Vec<(String, String)>,
+    /// The streams of its `DynamoDB` events.
+    pub streams: Vec<StreamSource>,
     /// The ARN of its log group.
     pub log_group: Option<String>,
     pub role: String,
@@ -278,6 +316,12 @@ impl Template {
                 ),
             ),
             "AWS::Events::EventBus" => self.property(name, "Name"),
+            // A queue's Ref is its URL.
+            "AWS::SQS::Queue" => Some(format!(
+                "https://sqs.{}.amazonaws.com/{ACCOUNT_ID}/{}",
+                self.region,
+                self.queue_name(name)
+            )),
             "AWS::KMS::Alias" => self.property(name, "AliasName"),
             _ => None,
         };
@@ -310,12 +354,10 @@ impl Template {
             ("AWS::Events::EventBus", "Arn") => {
                 self.arn("events", &format!("event-bus/{}", physical()))
             }
-            ("AWS::SQS::Queue", "Arn") => self.arn(
-                "sqs",
-                &self
-                    .property(logical_id, "QueueName")
-                    .unwrap_or_else(|| logical_id.to_owned()),
-            ),
+            ("AWS::Events::EventBus", "Name") => physical(),
+            ("AWS::SQS::Queue", "Arn") => self.arn("sqs", &self.queue_name(logical_id)),
+            ("AWS::SQS::Queue", "QueueName") => self.queue_name(logical_id),
+            ("AWS::SQS::Queue", "QueueUrl") => physical(),
             ("AWS::IAM::Role", "Arn") => format!("arn:aws:iam::{ACCOUNT_ID}:role/{logical_id}"),
             ("AWS::Serverless::Function" | "AWS::Lambda::Function", "Arn") => {
                 self.arn("lambda", &format!("function:{logical_id}"))
@@ -325,6 +367,13 @@ impl Template {
                  add its ARN format there"
             ),
         }
+    }
+
+    /// A queue's name: its `QueueName`, or (where CloudFormation would make
+    /// one up) its logical id.
+    fn queue_name(&self, logical_id: &str) -> String {
+        self.property(logical_id, "QueueName")
+            .unwrap_or_else(|| logical_id.to_owned())
     }
 
     fn sub(&self, text: &str, variables: &serde_json::Map<String, Json>) -> String {
@@ -530,14 +579,41 @@ impl Template {
             _ => panic!("{logical_id}: Role must be !GetAtt <a role of this template>.Arn"),
         };
         let mut routes = Vec::new();
-        for (_, event) in mapping(properties.get("Events")).iter() {
+        let mut streams = Vec::new();
+        for (name, event) in mapping(properties.get("Events")).iter() {
+            let name = name.as_str().unwrap_or_default();
             let kind = event.get("Type").and_then(Yaml::as_str).unwrap_or_default();
             let event = self.eval(event.get("Properties").unwrap_or(&Yaml::Null));
             let event = event.unwrap_or_default();
-            if kind == "HttpApi" || kind == "Api" {
-                routes.push((scalar(&event["Method"]), scalar(&event["Path"])));
-            } else {
-                panic!("{logical_id}: events of type {kind} are not mapped to endpoints");
+            match kind {
+                "HttpApi" | "Api" => {
+                    routes.push((scalar(&event["Method"]), scalar(&event["Path"])))
+                }
+                "DynamoDB" => {
+                    let stream = event["Stream"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{logical_id}: event {name} names no Stream"))
+                        .to_owned();
+                    let on_failure = event["DestinationConfig"]["OnFailure"]["Destination"]
+                        .as_str()
+                        .map(|arn| {
+                            let kind = match event["DestinationConfig"]["OnFailure"]["Type"]
+                                .as_str()
+                            {
+                                Some(kind) => kind.to_owned(),
+                                None => arn.split(':').nth(2).unwrap_or_default().to_uppercase(),
+                            };
+                            (kind, arn.to_owned())
+                        });
+                    streams.push(StreamSource {
+                        event: name.to_owned(),
+                        stream,
+                        on_failure,
+                    });
+                }
+                other => {
+                    panic!("{logical_id}: events of type {other} are not known to tests/src/iam.rs")
+                }
             }
         }
         let log_group = properties
@@ -549,6 +625,7 @@ impl Template {
             logical_id: logical_id.to_owned(),
             binary,
             routes,
+            streams,
             log_group,
             statements: self.statements(&role),
             role,
@@ -715,7 +792,66 @@ fn describe(access: &Access) -> String {
     text
 }
 
+/// An action a service performs with a function's role on the function's
+/// behalf (its logs, its event source mapping), and the only resources it
+/// needs it on.
+#[derive(Debug, Clone)]
+pub struct OnBehalf {
+    /// Who sends it (`the runtime`, `the event source mapping of Outbox`).
+    pub by: String,
+    pub action: String,
+    pub resources: Vec<String>,
+}
+
+impl OnBehalf {
+    fn names(&self, action: &str) -> bool {
+        self.action.eq_ignore_ascii_case(action)
+    }
+}
+
 impl Function {
+    /// What the Lambda service does with this function's role, never the
+    /// function's code: the runtime writes its logs to its log group; the
+    /// event source mapping of each stream reads the stream and sends the
+    /// batches it gives up on to the on-failure destination. Each must be
+    /// allowed, on exactly those resources.
+    pub fn on_behalf(&self) -> Vec<OnBehalf> {
+        let mut grants: Vec<OnBehalf> = RUNTIME_ACTIONS
+            .iter()
+            .map(|action| OnBehalf {
+                by: "the runtime".into(),
+                action: (*action).to_owned(),
+                resources: self.log_group.iter().cloned().collect(),
+            })
+            .collect();
+        let mut add = |by: String, action: &str, resource: &str| match grants
+            .iter_mut()
+            .find(|g| g.names(action))
+        {
+            Some(grant) => {
+                if !grant.resources.iter().any(|r| r == resource) {
+                    grant.resources.push(resource.to_owned());
+                }
+            }
+            None => grants.push(OnBehalf {
+                by,
+                action: action.to_owned(),
+                resources: vec![resource.to_owned()],
+            }),
+        };
+        for source in &self.streams {
+            let by = format!("the event source mapping of {}", source.event);
+            for action in STREAM_ACTIONS {
+                add(by.clone(), action, &source.stream);
+            }
+            if let Some((kind, destination)) = &source.on_failure {
+                let action = on_failure_action(kind, &self.logical_id);
+                add(by.clone(), action, destination);
+            }
+        }
+        grants
+    }
+
     /// The indices of the Allow statements that let `access` through; none
     /// when a Deny applies.
     pub fn allowing(&self, access: &Access) -> Vec<usize> {
@@ -737,6 +873,23 @@ impl Function {
     pub fn differences(&self, observed: &[Observed]) -> Vec<String> {
         let name = &self.binary;
         let mut found = BTreeSet::new();
+        let on_behalf = self.on_behalf();
+        for grant in &on_behalf {
+            for resource in &grant.resources {
+                let access = Access {
+                    action: grant.action.clone(),
+                    resource: resource.clone(),
+                    context: BTreeMap::new(),
+                };
+                if self.allowing(&access).is_empty() {
+                    found.insert(format!(
+                        "{name}: missing {} (needed by {})",
+                        describe(&access),
+                        grant.by
+                    ));
+                }
+            }
+        }
         let mut used: Vec<Vec<&Access>> = vec![vec![]; self.statements.len()];
         for o in observed {
             let allowing = self.allowing(&o.access);
@@ -757,23 +910,40 @@ impl Function {
                 continue;
             }
             let sid = &s.sid;
-            let runtime = |a: &String| RUNTIME_ACTIONS.iter().any(|r| r.eq_ignore_ascii_case(a));
-            if s.actions.iter().all(runtime) {
-                if self.log_group.is_none()
-                    || s.resources != self.log_group.iter().cloned().collect::<Vec<_>>()
-                {
-                    found.insert(format!(
-                        "{name}: statement {sid} lets the runtime write logs to {:?}, not only to the function's own log group {:?}",
-                        s.resources, self.log_group
-                    ));
-                }
-                continue;
-            }
             for action in &s.actions {
                 if action.contains(['*', '?']) {
                     found.insert(format!(
                         "{name}: unused actions: statement {sid} grants {action}; name each action"
                     ));
+                    continue;
+                }
+                if let Some(grant) = on_behalf.iter().find(|g| g.names(action)) {
+                    // Only on the resources the service uses it on (or the
+                    // code, if it sends the action too).
+                    let by_code = |r: &str| {
+                        used.iter()
+                            .any(|a| a.action.eq_ignore_ascii_case(action) && like(r, &a.resource))
+                    };
+                    let beyond: Vec<&String> = s
+                        .resources
+                        .iter()
+                        .filter(|r| !grant.resources.contains(r) && !by_code(r))
+                        .collect();
+                    let by_code_anywhere =
+                        used.iter().any(|a| a.action.eq_ignore_ascii_case(action));
+                    if !beyond.is_empty() || (!s.not_resources.is_empty() && !by_code_anywhere) {
+                        found.insert(format!(
+                            "{name}: statement {sid} lets {} {action} on {:?}{}, not only on {:?}",
+                            grant.by,
+                            beyond,
+                            if s.not_resources.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (NotResource {:?})", s.not_resources)
+                            },
+                            grant.resources
+                        ));
+                    }
                     continue;
                 }
                 let by_action: Vec<&&Access> = used
@@ -828,6 +998,55 @@ mod tests {
         assert!(!like("arn:aws:sns:*:*:*", "*"));
         assert!(like("a?c", "abc"));
         assert!(!like("QUOTA#*", "ACCOUNT#QUOTA#"));
+    }
+
+    fn allow(sid: &str, actions: &[&str], resources: &[&str]) -> Statement {
+        Statement {
+            sid: sid.into(),
+            allow: true,
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+            not_resources: vec![],
+            conditions: vec![],
+        }
+    }
+
+    #[test]
+    fn what_the_event_source_mapping_does_is_required_and_only_on_its_resources() {
+        let stream = "arn:aws:dynamodb:r:1:table/t/stream/*";
+        let queue = "arn:aws:sqs:r:1:failures";
+        let logs = "arn:aws:logs:r:1:log-group:/f:*";
+        let mut function = Function {
+            logical_id: "F".into(),
+            binary: "f".into(),
+            routes: vec![],
+            streams: vec![StreamSource {
+                event: "Outbox".into(),
+                stream: stream.into(),
+                on_failure: Some(("SQS".into(), queue.into())),
+            }],
+            log_group: Some(logs.into()),
+            role: "R".into(),
+            statements: vec![
+                allow("Logs", RUNTIME_ACTIONS, &[logs]),
+                allow("Stream", STREAM_ACTIONS, &[stream]),
+                allow("Queue", &["sqs:SendMessage"], &[queue]),
+            ],
+        };
+        assert_eq!(function.differences(&[]), Vec::<String>::new());
+
+        function.statements[1].actions.pop();
+        function.statements[2]
+            .resources
+            .push("arn:aws:sqs:r:1:other".into());
+        let found = function.differences(&[]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0]
+                .contains("missing dynamodb:ListStreams on arn:aws:dynamodb:r:1:table/t/stream/*"),
+            "{found:?}"
+        );
+        assert!(found[1].contains("lets the event source mapping of Outbox sqs:SendMessage on [\"arn:aws:sqs:r:1:other\"]"), "{found:?}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ async fn completed_migration(stack: &Stack) -> (TestAccount, TestAccount, String
     (main, duplicate, id)
 }
 
-fn of_type<'a>(events: &'a [Value], t: EventType) -> Vec<&'a Value> {
+fn of_type(events: &[Value], t: EventType) -> Vec<&Value> {
     events.iter().filter(|e| e["type"] == t.as_str()).collect()
 }
 

@@ -4,30 +4,38 @@
 //!
 //! The app is built as the functions build it (`Config::from_env`,
 //! `lambda::sdk_config`, `lambda::resolve_code_key` from SSM, `lambda::app`),
-//! its SDK configuration wrapped by a [`Recorder`] that reads every request
-//! of every client as IAM authorises it. Every step of every function then
-//! runs against the local stack, on its success paths and on the failure
-//! paths that send something different; each request is attributed to the
-//! function the template routes its endpoint to (and the code key read at
-//! init to every function). Each function's role, evaluated for this
-//! deployment, must allow each access seen and nothing else: every action,
-//! resource and `dynamodb:LeadingKeys` pattern of its statements must be
-//! needed by some access.
+//! and the relay as the relay function builds it (`RelayConfig::from_env`,
+//! `lambda::relay`), their SDK configuration wrapped by a [`Recorder`] that
+//! reads every request of every client as IAM authorises it. Every step of
+//! every function then runs against the local stack, on its success paths
+//! and on the failure paths that send something different, and the relay
+//! delivers what those steps committed to the outbox, a failed delivery and
+//! its retry included; each request is attributed to the function the
+//! template routes its endpoint to (the code key read at init to every
+//! function whose `main` is `lambda::run`), or to the relay. Each function's
+//! role, evaluated for this deployment, must allow each access seen and
+//! nothing else: every action, resource and `dynamodb:LeadingKeys` pattern
+//! of its statements must be needed by some access. What Lambda does with a
+//! role on the function's behalf (the runtime's logs, the event source
+//! mapping's reads of the stream and its failure queue) is required and
+//! limited by the template's own events (see `iam::Function::on_behalf`).
 //!
 //! Nothing here lists what a role should allow: when the code sends
 //! something new (another service, another kind of item), only the role in
 //! `template.yaml` changes, and the failure says which function needs which
 //! action on which resource (missing) or no longer needs it (unused).
 
-use contact_migration::config::Config;
+use contact_migration::config::{Config, RelayConfig};
 use contact_migration::domain::{Channel, Policy};
 use contact_migration::http::{self, Endpoint};
 use contact_migration::lambda;
+use contact_migration::relay::local::{Poll, StreamPoller};
+use contact_migration::relay::Relay;
 use end_to_end::iam::{Function, Observed, Template};
 use end_to_end::wire::{Recorder, Sent};
 use end_to_end::{
-    current_contact_of, local_config, unique_contact, unix_now, AccountSpec, Answer, Stack,
-    TestAccount, ACKNOWLEDGE_ALL,
+    current_contact_of, dynamodb_endpoint, local_config, unique_contact, unix_now, AccountSpec,
+    Answer, Stack, TestAccount, ACKNOWLEDGE_ALL,
 };
 use lambda_http::http::Method;
 use serde_json::{json, Value};
@@ -50,27 +58,71 @@ fn route(method: &str, path: &str) -> Endpoint {
         .endpoint
 }
 
-/// The endpoints `functions/<binary>/src/main.rs` passes to `lambda::run`.
-fn endpoints_in_main(binary: &str) -> BTreeSet<String> {
+/// What sent a request: an endpoint's name, or one of these.
+const INIT: &str = "init";
+const RELAY_INIT: &str = "relay init";
+const RELAY: &str = "relay";
+
+/// What `functions/<binary>/src/main.rs` runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Main {
+    /// `lambda::run` (whose init reads the code key), with these endpoints.
+    Http(BTreeSet<String>),
+    /// `lambda::run_relay`.
+    Relay,
+}
+
+fn main_of(binary: &str) -> Main {
     let path = repository()
         .join("functions")
         .join(binary)
         .join("src/main.rs");
     let source = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    source
-        .split("Endpoint::")
-        .skip(1)
-        .map(|rest| {
-            rest.chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .collect()
-        })
-        .collect()
+    if source.contains("lambda::run(") {
+        Main::Http(
+            source
+                .split("Endpoint::")
+                .skip(1)
+                .map(|rest| {
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .collect()
+                })
+                .collect(),
+        )
+    } else if source.contains("lambda::run_relay(") {
+        Main::Relay
+    } else {
+        panic!(
+            "{} runs neither lambda::run nor lambda::run_relay: tell this test what its init sends",
+            path.display()
+        )
+    }
+}
+
+/// Whether a request sent by `by` is `function`'s: the HTTP functions' init,
+/// the endpoints the template routes to it, the relay's init and handler.
+fn sent_by(
+    function: &Function,
+    main: &Main,
+    served: &BTreeMap<Endpoint, String>,
+    by: &str,
+) -> bool {
+    match main {
+        Main::Http(_) => {
+            by == INIT
+                || served
+                    .iter()
+                    .any(|(e, f)| e.name() == by && *f == function.binary)
+        }
+        Main::Relay => by == RELAY_INIT || by == RELAY,
+    }
 }
 
 /// The function serving each endpoint, from the template's events, checked
-/// against the endpoints each function's `main` serves.
+/// against the endpoints each function's `main` serves (none for the relay,
+/// which the table's stream invokes).
 fn served_by(functions: &[Function]) -> BTreeMap<Endpoint, String> {
     let mut served = BTreeMap::new();
     for function in functions {
@@ -80,12 +132,21 @@ fn served_by(functions: &[Function]) -> BTreeMap<Endpoint, String> {
             .map(|(method, path)| route(method, path))
             .collect();
         let names: BTreeSet<String> = routed.iter().map(|e| format!("{e:?}")).collect();
+        let main = main_of(&function.binary);
+        let in_main = match &main {
+            Main::Http(endpoints) => endpoints.clone(),
+            Main::Relay => BTreeSet::new(),
+        };
         assert_eq!(
-            names,
-            endpoints_in_main(&function.binary),
+            names, in_main,
             "{}: the template's events and functions/{}/src/main.rs serve different endpoints",
-            function.logical_id,
-            function.binary
+            function.logical_id, function.binary
+        );
+        assert_eq!(
+            !function.streams.is_empty(),
+            main == Main::Relay,
+            "{}: a function invoked by the table's stream runs lambda::run_relay, and only one",
+            function.logical_id
         );
         for endpoint in routed {
             if let Some(other) = served.insert(endpoint, function.binary.clone()) {
@@ -99,7 +160,7 @@ fn served_by(functions: &[Function]) -> BTreeMap<Endpoint, String> {
     served
 }
 
-/// Requests attributed to what sent them: an endpoint, or `init`.
+/// Requests attributed to what sent them: an endpoint, `init`, or the relay.
 #[derive(Default)]
 struct Seen(Mutex<Vec<(String, Sent)>>);
 
@@ -456,6 +517,47 @@ async fn drive(stack: &Stack, d: &Driver<'_>) {
     );
 }
 
+/// The relay over everything `drive` committed (closes, plain changes,
+/// locks): the table's stream is read as the event source mapping reads it,
+/// with clients of its own (what it sends with the role is checked from the
+/// template's events, see `iam::Function::on_behalf`), and each batch is
+/// handed to `relay`, whose requests are the relay's. The first notice email
+/// is not delivered: its record fails and comes again, and the retry reads
+/// the outbox and the event heads again.
+async fn drive_relay(stack: &Stack, relay: &Relay, d: &Driver<'_>) -> Poll {
+    let aws = local_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&aws)
+            .endpoint_url(dynamodb_endpoint())
+            .build(),
+    );
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(
+        aws_sdk_dynamodbstreams::config::Builder::from(&aws)
+            .endpoint_url(dynamodb_endpoint())
+            .build(),
+    );
+    let mut poller = StreamPoller::new(&dynamodb, streams, stack.app.store.table(), 100)
+        .await
+        .expect("the table has a stream");
+    d.recorder.take();
+    d.recorder
+        .refuse_next("ses", "SendEmail", "MessageRejected");
+    let mut total = Poll::default();
+    for _ in 0..20 {
+        let poll = poller.poll(relay).await.expect("the stream reads");
+        d.seen.keep(RELAY, d.recorder.take());
+        total.delivered += poll.delivered;
+        total.failed += poll.failed;
+        if poll == Poll::default() {
+            break;
+        }
+    }
+    let last = poller.poll(relay).await.expect("the stream reads");
+    d.seen.keep(RELAY, d.recorder.take());
+    assert_eq!(last, Poll::default(), "the relay delivered everything");
+    total
+}
+
 #[tokio::test]
 async fn each_function_role_allows_exactly_what_the_function_calls() {
     // The deployment: a table and a code key of this test's own, the rest
@@ -484,8 +586,10 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     std::env::set_var("TABLE_NAME", &table);
     std::env::set_var("CODE_HMAC_SECRET_PARAMETER", &parameter);
     std::env::set_var("TOTP_KEY_ID", &key_arn);
+    // The stack's own event bus (`Stack::event_sink` names it after the table).
+    std::env::set_var("EVENT_BUS_NAME", &table);
 
-    // Init, as every function runs it.
+    // Init, as every HTTP function runs it.
     let recorder = Recorder::default();
     let seen = Seen::default();
     let config = Config::from_env().expect("the local stack's environment (infra/local/env.sh)");
@@ -493,7 +597,7 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     let codes = lambda::resolve_code_key(&aws, &config.code_key)
         .await
         .expect("the code key is read from SSM");
-    seen.keep("init", recorder.take());
+    seen.keep(INIT, recorder.take());
     let app = lambda::app(&aws, &config, codes, config.totp_key_id.clone());
     app.store
         .create_table()
@@ -512,6 +616,27 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     ))
     .await;
 
+    // The relay's init, as the relay function runs it, and the relay over
+    // what the drive committed.
+    let events = stack.event_sink().await;
+    let relay_config = RelayConfig::from_env().expect("the relay's environment");
+    assert_eq!(relay_config.event_bus_name, events.bus);
+    let relay = lambda::relay(&aws, &relay_config);
+    seen.keep(RELAY_INIT, recorder.take());
+    let driver = Driver {
+        recorder: &recorder,
+        seen: &seen,
+    };
+    let relayed = Box::pin(drive_relay(&stack, &relay, &driver)).await;
+    assert!(
+        relayed.failed > 0 && relayed.delivered > 0,
+        "the relay delivers, and a failed delivery comes again: {relayed:?}"
+    );
+    assert!(
+        !stack.events().await.is_empty(),
+        "the relay published the drive's events"
+    );
+
     let region = aws.region().expect("a region").to_string();
     let template = Template::load(&repository().join("template.yaml"), &region, |name| {
         std::env::var(name).ok()
@@ -527,17 +652,22 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
             endpoint.name()
         );
     }
+    for function in &functions {
+        if main_of(&function.binary) == Main::Relay {
+            assert!(
+                driven.contains(RELAY),
+                "{} is never driven: see drive_relay()",
+                function.binary
+            );
+        }
+    }
 
     let mut differences = Vec::new();
     for function in &functions {
+        let main = main_of(&function.binary);
         let observed: Vec<Observed> = seen
             .iter()
-            .filter(|(by, _)| {
-                by == "init"
-                    || served
-                        .iter()
-                        .any(|(e, f)| e.name() == by && *f == function.binary)
-            })
+            .filter(|(by, _)| sent_by(function, &main, &served, by))
             .flat_map(|(by, sent)| {
                 sent.accesses.iter().map(|access| Observed {
                     by: by.clone(),
