@@ -66,7 +66,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: bench [--rounds N] [--phase-runs N] [--migrations N] [--concurrency 1,4,16] \
          [--per-level N] [--bin-dir DIR] [--lambda-dir DIR] [--compare NAME=PATH]... [--update FILE]\n\
-         \x20      bench phases default-chain|lambda"
+         \x20      bench phases default-chain|lambda\n\
+         \x20      bench relay"
     );
     std::process::exit(2)
 }
@@ -122,9 +123,18 @@ fn options() -> Options {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("phases") {
-        phases::main(&args.next().unwrap_or_else(|| usage()));
-        return;
+    match args.next().as_deref() {
+        Some("phases") => {
+            phases::main(&args.next().unwrap_or_else(|| usage()));
+            return;
+        }
+        // The relay's figures alone (section 6), printed.
+        Some("relay") => {
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            runtime.block_on(relay_only());
+            return;
+        }
+        _ => {}
     }
     let options = options();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -548,6 +558,13 @@ fn machine(out: &mut String) {
             .join(" ")
     )
     .unwrap();
+}
+
+async fn relay_only() {
+    let stack = end_to_end::Stack::new().await;
+    let (trapping, inbox) = warm::trapping_stack(&stack).await;
+    let (mut out, mut shown) = (String::new(), 0);
+    relay_figures(&mut out, &trapping, &inbox, &mut shown).await;
 }
 
 /// Batch sizes of the relay's drain runs.
