@@ -48,12 +48,15 @@ emulators_start
 log "building admin and the function binaries"
 cargo build -q -p admin -p send-codes -p verify -p migrate -p close -p front
 
+bin_dir="$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+
 log "creating table $TABLE_NAME"
-cargo run -q --bin admin -- create-table
+"$bin_dir/admin" create-table
 
 # The relay: what the Lambda event source mapping does in AWS, with the relay function's handler.
 log "starting the relay (log: $LOCAL_STATE_DIR/relay.log)"
-setsid "${CARGO_TARGET_DIR:-$LOCAL_ROOT/target}/debug/admin" relay >"$LOCAL_STATE_DIR/relay.log" 2>&1 &
+setsid "$bin_dir/admin" relay >"$LOCAL_STATE_DIR/relay.log" 2>&1 &
 LOCAL_RELAY_PID=$!
 
 # Prints the `{"account_id": ..., "totp_secret": ...}` line of create-account as a readable row;
@@ -133,7 +136,7 @@ echo
 # The functions inherit this script's environment (env.sh), so no --env-var flags are needed.
 # setsid gives watch, the front server and their children one process group of their own,
 # which stop_on_exit (env.sh) stops.
-front_bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/front"
+front_bin="$bin_dir/front"
 setsid bash -c '
   cargo lambda watch -A 127.0.0.1 -P "$WATCH_PORT" &
   exec "$0" --listen "127.0.0.1:$API_PORT" --api "http://127.0.0.1:$WATCH_PORT"
