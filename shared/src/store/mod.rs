@@ -6,11 +6,13 @@
 //! By what it stores: `accounts` (accounts, contact ownership, the audit
 //! trail), `migrations` (a migration's life up to `migrate`, and cancel),
 //! `verification` (a successful verification's commit), `closure` (the
-//! closing transaction), `quota` (the quota logs); `item` maps items and
+//! closing transaction), `facts` (an account's facts on its own item, and
+//! their closure hold), `quota` (the quota logs); `item` maps items and
 //! keys, `table` creates the table. This file holds the plumbing they share.
 
 mod accounts;
 mod closure;
+mod facts;
 pub mod item;
 mod migrations;
 mod quota;
@@ -27,6 +29,7 @@ use crate::domain::{AuditEvent, Error};
 use item::Item;
 
 pub use closure::Closure;
+pub use facts::HoldOutcome;
 pub use migrations::MigrateFacts;
 pub use verification::Verification;
 
