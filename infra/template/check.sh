@@ -45,4 +45,6 @@ log "sam validate --lint"
 "$venv/bin/sam" validate --lint --template template.yaml
 log "openapi-spec-validator docs/openapi.yaml"
 "$venv/bin/openapi-spec-validator" docs/openapi.yaml
+log "openapi-spec-validator docs/facts-openapi.yaml"
+"$venv/bin/openapi-spec-validator" docs/facts-openapi.yaml
 log "ok"
