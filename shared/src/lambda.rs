@@ -171,7 +171,7 @@ pub fn facts(store: &Store, source: &FactsSource, facts_key: Option<FactsKey>) -
                 ..
             },
             Some(key),
-        ) => Facts::Http(HttpFacts::new(url, key, *timeout, *hold_seconds)),
+        ) => Facts::Http(Box::new(HttpFacts::new(url, key, *timeout, *hold_seconds))),
         _ => Facts::Table(store.clone()),
     }
 }

@@ -326,7 +326,7 @@ pub async fn test_facts(store: &Store) -> Facts {
     let address = admin::stand_in::spawn(plain, facts_key())
         .await
         .expect("a loopback port for the facts stand-in");
-    Facts::Http(facts_client(&format!("http://{address}")))
+    Facts::Http(Box::new(facts_client(&format!("http://{address}"))))
 }
 
 /// The `http` adapter of the facts port on `url`, as the local stack

@@ -18,7 +18,7 @@ use std::time::Instant;
 async fn with_fault(stack: &Stack, fault: Fault) -> Stack {
     let url = faulty_endpoint(fault).await;
     Stack::of(App {
-        facts: Facts::Http(facts_client(&url)),
+        facts: Facts::Http(Box::new(facts_client(&url))),
         ..stack.app.clone()
     })
 }

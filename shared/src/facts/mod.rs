@@ -85,7 +85,8 @@ impl Hold {
 #[derive(Debug, Clone)]
 pub enum Facts {
     Table(Store),
-    Http(HttpFacts),
+    // Boxed: the client and its connection pool are ten times a store's size.
+    Http(Box<HttpFacts>),
 }
 
 impl Facts {
