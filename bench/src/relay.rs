@@ -13,7 +13,6 @@ use crate::warm;
 
 pub struct Drain {
     pub batch: i32,
-    pub migrations: usize,
     pub events: usize,
     pub elapsed: Duration,
 }
@@ -39,7 +38,6 @@ pub async fn drain_backlog(base: &Stack, inbox: &Inbox, batch: i32, migrations: 
     assert_eq!(events, 2 * migrations, "every migration's two events");
     Drain {
         batch,
-        migrations,
         events,
         elapsed,
     }

@@ -2,8 +2,10 @@
 # `make dev`: the whole service on this machine, no AWS account and no Docker.
 #
 #   1. installs what is missing (setup.sh)
-#   2. starts DynamoDB Local (:8000), the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/)
-#      and moto for SNS/SSM (:8006, sent SMS at http://127.0.0.1:8006/moto-api/data.json)
+#   2. starts DynamoDB Local (:8000), the SES v2 emulator (:8005, inbox at http://127.0.0.1:8005/),
+#      moto for SNS/SSM (:8006, sent SMS at http://127.0.0.1:8006/moto-api/data.json) and the
+#      stand-in of the exchange's account facts endpoint (:8007, `admin serve-facts`), which the
+#      functions read through the signed `http` facts adapter
 #   3. creates the table and seeds demo accounts with the admin CLI
 #   4. runs the relay (`admin relay`): the relay function's handler fed from DynamoDB Local's
 #      stream, delivering the outbox (security notices to the inboxes, domain events to the bus
@@ -94,6 +96,7 @@ seed_account "main account, TOTP enrolled" alice@example.com
 seed_account "duplicate with assets, referral code ALICEOLD" alice.old@example.com \
   --with-assets --referral-code ALICEOLD
 seed_account "KYC'd duplicate" kyc.dup@example.com --kyc
+seed_account "duplicate with a withdrawal in flight" busy.dup@example.com --pending-withdrawal
 
 echo
 echo "Environment (exported to the functions; 'eval \"\$(make -s env)\"' sets it in a shell):"
@@ -120,6 +123,8 @@ echo "SES inbox: http://127.0.0.1:$SES_PORT/   (JSON: GET http://127.0.0.1:$SES_
 echo "SMS sent:  GET http://127.0.0.1:$SNS_PORT/moto-api/data.json   (JSON, under .sns.SMS)"
 echo "Events:    SQS queue $EVENTS_QUEUE_URL"
 echo "           (copied from the bus $EVENT_BUS_NAME; read them with: make events)"
+echo "Account facts: the exchange's endpoint stand-in on $FACTS_URL (signed; FACTS_ADAPTER=$FACTS_ADAPTER)"
+echo "           change them with: cargo run -q --bin admin -- set-facts ID --kyc | --pending-withdrawal | ..."
 echo
 cat <<WALKTHROUGH
 Try it, in another terminal at the repository root, once the API answers:

@@ -5,14 +5,18 @@
 #   moto server (SNS + SSM Parameter Store + KMS; PyPI moto[server], in .venv)  on :8006
 #     sent SMS: GET http://127.0.0.1:8006/moto-api/data.json -> .sns.SMS
 #     the TOTP key: created with its alias ($TOTP_KEY_ID) once moto answers (seed_kms)
+#   the exchange's account facts endpoint (`admin serve-facts`, signed; PRODUCT.md section 7)
+#                                                                              on :8007
+#     it keeps the facts on the account items of $TABLE_NAME in DynamoDB Local
 #
 #   infra/local/emulators.sh start       # idempotent; waits until all answer; prints the names
 #                                        # of the emulators it launched (one a line) on stdout
 #   infra/local/emulators.sh stop [NAME...]  # stops only processes this script started
-#                                        # (all of them, or just the NAMEs: dynamodb ses sns)
+#                                        # (all of them, or just the NAMEs: dynamodb ses sns facts)
 #   infra/local/emulators.sh status      # exit 0 only if all are running and answering
 #
-# Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log, sns.pid/.log). Run setup.sh first.
+# Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log, sns.pid/.log, facts.pid/.log).
+# Run setup.sh first; the facts stand-in is the admin binary (built here if missing).
 set -euo pipefail
 
 # shellcheck source=infra/local/env.sh
@@ -34,13 +38,14 @@ die() {
   exit 1
 }
 
-EMULATORS=(dynamodb ses sns)
+EMULATORS=(dynamodb ses sns facts)
 
 port_of() {
   case $1 in
   dynamodb) echo "$DYNAMODB_PORT" ;;
   ses) echo "$SES_PORT" ;;
   sns) echo "$SNS_PORT" ;;
+  facts) echo "$FACTS_PORT" ;;
   esac
 }
 
@@ -51,6 +56,7 @@ signature_of() {
   dynamodb) echo "DynamoDBLocal.jar" ;;
   ses) echo "aws-ses-v2-local" ;;
   sns) echo "moto_server" ;;
+  facts) echo "serve-facts" ;;
   esac
 }
 
@@ -65,6 +71,8 @@ answers() {
   dynamodb) [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$DYNAMODB_PORT/")" =~ ^[1-5][0-9][0-9]$ ]] ;;
   ses) curl -sf -o /dev/null -m 2 "http://127.0.0.1:$SES_PORT/health-check" ;;
   sns) curl -sf -o /dev/null -m 2 "http://127.0.0.1:$SNS_PORT/moto-api/config" ;;
+  # Unsigned, so refused: a 401 proves the stand-in is up and checking signatures.
+  facts) [[ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$FACTS_PORT/accounts/probe/facts")" == 401 ]] ;;
   esac
 }
 
@@ -111,6 +119,12 @@ launch() {
     # moto's server mode serves every API moto mocks on one port, in memory; we use SNS (SMS
     # publishes, listed at /moto-api/data.json), SSM Parameter Store and KMS. -H: loopback only.
     cmd=("$LOCAL_ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$SNS_PORT")
+    ;;
+  facts)
+    # The admin binary's stand-in mode; built once (cargo's own lock waits for other builds).
+    local admin="${CARGO_TARGET_DIR:-$LOCAL_ROOT/target}/debug/admin"
+    (cd "$LOCAL_ROOT" && cargo build -q -p admin) || die "cannot build the admin binary"
+    cmd=("$admin" serve-facts --listen "127.0.0.1:$FACTS_PORT")
     ;;
   esac
 

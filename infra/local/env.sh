@@ -18,6 +18,8 @@ export DYNAMODB_PORT=8000
 export SES_PORT=8005
 # moto server: SNS (SMS), SSM Parameter Store and KMS.
 export SNS_PORT=8006
+# The exchange's account facts endpoint, played by `admin serve-facts` (PRODUCT.md section 7).
+export FACTS_PORT=8007
 export API_PORT=9000
 # `make dev` only: cargo lambda watch behind the front server on API_PORT (front/).
 export WATCH_PORT=9001
@@ -56,6 +58,11 @@ export AWS_EC2_METADATA_DISABLED=true
 export CODE_HMAC_SECRET=6465762d6f6e6c792d636f64652d686d61632d7365637265742d6e6f742d7573
 export AUTH_MODE=dev
 export SENDER_EMAIL=no-reply@example.com
+# Account facts over HTTP, as in production: signed requests to the local stand-in of the
+# exchange's endpoint (emulators.sh starts it). Fixed, public, dev-only signing key.
+export FACTS_ADAPTER=http
+export FACTS_URL="http://127.0.0.1:${FACTS_PORT}"
+export FACTS_HMAC_SECRET=dev-only-facts-hmac-secret-not-used-anywhere-else
 
 # --- tools -----------------------------------------------------------------------------------
 # cargo-lambda lives in the repo-local venv; putting it on PATH is what makes `cargo lambda`
@@ -71,7 +78,7 @@ LOCAL_ENV_VARS=(
   AWS_ENDPOINT_URL_SNS AWS_ENDPOINT_URL_SSM AWS_ENDPOINT_URL_KMS AWS_ENDPOINT_URL_EVENTBRIDGE
   AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_DYNAMODB_STREAMS EVENT_BUS_NAME EVENTS_QUEUE_URL TOTP_KEY_ID
   AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED
-  CODE_HMAC_SECRET AUTH_MODE SENDER_EMAIL
+  CODE_HMAC_SECRET AUTH_MODE SENDER_EMAIL FACTS_ADAPTER FACTS_URL FACTS_HMAC_SECRET
 )
 
 # Prints `export NAME=value` lines for LOCAL_ENV_VARS (shell-quoted, so the output can be eval'd).

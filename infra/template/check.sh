@@ -51,4 +51,6 @@ log "openapi-spec-validator docs/openapi.yaml"
 "$venv/bin/openapi-spec-validator" docs/openapi.yaml
 log "check_asyncapi.py docs/asyncapi.yaml"
 "$venv/bin/python" infra/template/check_asyncapi.py docs/asyncapi.yaml
+log "openapi-spec-validator docs/facts-openapi.yaml"
+"$venv/bin/openapi-spec-validator" docs/facts-openapi.yaml
 log "ok"

@@ -1,9 +1,10 @@
-//! The service: the store, the courier, the code key, the TOTP vault and the
-//! policy, built once per process and shared by reference with every
-//! invocation.
+//! The service: the store, the courier, the code key, the TOTP vault, the
+//! account facts port and the policy, built once per process and shared by
+//! reference with every invocation.
 
 use crate::domain::quota::{Hit, Quota, QuotaKind};
 use crate::domain::{Account, CodeKey, Error, Migration, Policy, Timestamp};
+use crate::facts::Facts;
 use crate::notify::Courier;
 use crate::store::Store;
 use crate::vault::Vault;
@@ -16,6 +17,9 @@ pub struct App {
     /// Opens TOTP secrets; only the functions that check TOTP codes have
     /// one (and the KMS client and permission that come with it).
     pub vault: Option<Vault>,
+    /// The exchange's facts about accounts (KYC, assets, withdrawals) and
+    /// the closure hold.
+    pub facts: Facts,
     pub policy: Policy,
 }
 

@@ -4,6 +4,7 @@ use std::env;
 
 use crate::domain::quota::Quota;
 use crate::domain::{CodeKey, Policy, SmsRule};
+use crate::facts::FactsKey;
 use crate::http::AuthMode;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,90 @@ pub struct Config {
     pub totp_key_id: Option<String>,
     pub policy: Policy,
     pub tls_roots: TlsRoots,
+    /// `FACTS_ADAPTER` and what it needs: where account facts come from.
+    pub facts: FactsSource,
+}
+
+/// Where the account facts port reads (PRODUCT.md §7).
+#[derive(Debug, Clone)]
+pub enum FactsSource {
+    /// `table` (the default): attributes of the account items.
+    Table,
+    /// `http`: the exchange's endpoint at `FACTS_URL`.
+    Http {
+        url: String,
+        key: FactsKeySource,
+        /// `FACTS_TIMEOUT_MS` (default 1000): for the whole exchange.
+        timeout: std::time::Duration,
+        /// `FACTS_HOLD_SECONDS` (default 60): a closure hold's lifetime
+        /// unless released or ended by `account.closed.v1`.
+        hold_seconds: u64,
+    },
+}
+
+/// Where the facts endpoint's signing key comes from.
+#[derive(Clone)]
+pub enum FactsKeySource {
+    /// `FACTS_HMAC_SECRET`: the key itself (local stack, tests).
+    Env(FactsKey),
+    /// `FACTS_HMAC_SECRET_PARAMETER`: an SSM SecureString, read at init.
+    Ssm(String),
+}
+
+impl std::fmt::Debug for FactsKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FactsKeySource::Env(_) => f.write_str("Env(redacted)"),
+            FactsKeySource::Ssm(name) => write!(f, "Ssm({name})"),
+        }
+    }
+}
+
+/// The facts key from its text form; 32 bytes at least.
+pub fn facts_key(secret: &str, source: &'static str) -> Result<FactsKey, ConfigError> {
+    FactsKey::new(secret.as_bytes().to_vec()).ok_or(ConfigError::Invalid(
+        source,
+        "it must be at least 32 bytes".into(),
+    ))
+}
+
+/// The facts port's configuration alone (`FACTS_ADAPTER`, `FACTS_URL`,
+/// `FACTS_HMAC_SECRET` or `FACTS_HMAC_SECRET_PARAMETER`, `FACTS_TIMEOUT_MS`,
+/// `FACTS_HOLD_SECONDS`), for `admin` too.
+pub fn facts_source() -> Result<FactsSource, ConfigError> {
+    match env::var("FACTS_ADAPTER").as_deref() {
+        Err(_) | Ok("" | "table") => Ok(FactsSource::Table),
+        Ok("http") => Ok(FactsSource::Http {
+            url: {
+                let url = required("FACTS_URL")?;
+                // Signed either way, but facts are personal data: TLS except
+                // to the local stand-in.
+                if !url.starts_with("https://") && !is_loopback_url(&url) {
+                    return Err(ConfigError::Invalid(
+                        "FACTS_URL",
+                        "it must be https (plain http only on a loopback address)".into(),
+                    ));
+                }
+                url
+            },
+            key: match env::var("FACTS_HMAC_SECRET_PARAMETER")
+                .ok()
+                .filter(|v| !v.is_empty())
+            {
+                Some(name) => FactsKeySource::Ssm(name),
+                None => FactsKeySource::Env(facts_key(
+                    &required("FACTS_HMAC_SECRET")?,
+                    "FACTS_HMAC_SECRET",
+                )?),
+            },
+            timeout: std::time::Duration::from_millis(number("FACTS_TIMEOUT_MS", 1000)?),
+            hold_seconds: number("FACTS_HOLD_SECONDS", 60)?,
+        }),
+        Ok(other) => Err(ConfigError::Invalid(
+            "FACTS_ADAPTER",
+            format!("{other:?} is neither \"table\" nor \"http\""),
+        )),
+    }
 }
 
 /// Which certificate authorities the functions trust for their HTTPS calls
@@ -122,7 +207,7 @@ fn auth_mode_of(
 }
 
 /// `http://127.0.0.1:8000`, `http://localhost:8000/`, `http://[::1]:8000`.
-fn is_loopback_url(url: &str) -> bool {
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
@@ -213,6 +298,7 @@ impl Config {
             auth: auth_mode()?,
             code_key,
             totp_key_id: env::var("TOTP_KEY_ID").ok().filter(|v| !v.is_empty()),
+            facts: facts_source()?,
             tls_roots: tls_roots()?,
             policy: Policy {
                 code_ttl: number("CODE_TTL_SECONDS", defaults.code_ttl)?,

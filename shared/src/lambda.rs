@@ -27,8 +27,12 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::{code_key, CodeKeySource, Config, ConfigError, RelayConfig, TlsRoots};
+use crate::config::{
+    code_key, facts_key, CodeKeySource, Config, ConfigError, FactsKeySource, FactsSource,
+    RelayConfig, TlsRoots,
+};
 use crate::domain::{CodeKey, Timestamp};
+use crate::facts::{Facts, FactsKey, HttpFacts};
 use crate::http::{self, Endpoint};
 use crate::notify::Courier;
 use crate::relay::{EventBus, Relay, StreamEvent};
@@ -119,6 +123,61 @@ pub async fn resolve_code_key(
     })
 }
 
+/// The facts endpoint's signing key, when facts are read over HTTP: as
+/// given, or read once from SSM Parameter Store with decryption (a rotation
+/// is a `put-parameter --overwrite` on both sides, picked up at each
+/// function's next start).
+pub async fn resolve_facts_key(
+    aws: &aws_config::SdkConfig,
+    source: &FactsSource,
+) -> Result<Option<FactsKey>, lambda_http::Error> {
+    let name = match source {
+        FactsSource::Table => return Ok(None),
+        FactsSource::Http {
+            key: FactsKeySource::Env(key),
+            ..
+        } => return Ok(Some(key.clone())),
+        FactsSource::Http {
+            key: FactsKeySource::Ssm(name),
+            ..
+        } => name,
+    };
+    let value = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "reading the facts key parameter {name}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            )
+        })?
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| format!("the facts key parameter {name} has no value"))?;
+    Ok(Some(facts_key(&value, "FACTS_HMAC_SECRET_PARAMETER")?))
+}
+
+/// The facts port the configuration names; `facts_key` is the resolved key
+/// of the `http` adapter (a function that reads no facts has none and gets
+/// the `table` adapter, which it never asks).
+pub fn facts(store: &Store, source: &FactsSource, facts_key: Option<FactsKey>) -> Facts {
+    match (source, facts_key) {
+        (
+            FactsSource::Http {
+                url,
+                timeout,
+                hold_seconds,
+                ..
+            },
+            Some(key),
+        ) => Facts::Http(Box::new(HttpFacts::new(url, key, *timeout, *hold_seconds))),
+        _ => Facts::Table(store.clone()),
+    }
+}
+
 /// The SDK's HTTPS client (rustls, native root certificates), deferring all
 /// of its set-up to the first request. The SDK's own client builds a TLS
 /// connector when each SDK client is constructed, only to check that it can,
@@ -194,9 +253,17 @@ pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
 /// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_KMS` variables point them at
 /// local emulators). A KMS client only with a TOTP key: the functions that
 /// check no TOTP code neither build one nor may use the key.
-pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey, totp_key: Option<String>) -> App {
+pub fn app(
+    aws: &SdkConfig,
+    config: &Config,
+    codes: CodeKey,
+    totp_key: Option<String>,
+    facts_key: Option<FactsKey>,
+) -> App {
+    let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
     App {
-        store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+        facts: facts(&store, &config.facts, facts_key),
+        store,
         courier: Courier::new(
             aws_sdk_sesv2::Client::new(aws),
             &config.sender_email,
@@ -212,7 +279,8 @@ pub fn app(aws: &SdkConfig, config: &Config, codes: CodeKey, totp_key: Option<St
 
 /// Runs a Lambda function that serves `endpoints`.
 ///
-/// Init reads the configuration and the code key, so a bad one fails init
+/// Init reads the configuration, the code key and (where an endpoint reads
+/// account facts over HTTP) the facts key, so a bad one fails init
 /// (as does a missing `TOTP_KEY_ID` where an endpoint checks TOTP codes),
 /// and asks for the first event. The SDK clients are built when that event
 /// arrives, once: each costs a tenth of a millisecond or more of CPU (every
@@ -235,8 +303,13 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
                 .ok_or(ConfigError::Missing("TOTP_KEY_ID"))
         })
         .transpose()?;
+    let facts_key = if endpoints.iter().any(|e| e.reads_facts()) {
+        resolve_facts_key(&aws, &config.facts).await?
+    } else {
+        None
+    };
     let auth = config.auth;
-    let app = LazyLock::new(move || app(&aws, &config, codes, totp_key));
+    let app = LazyLock::new(move || app(&aws, &config, codes, totp_key, facts_key));
     let app = &app;
     let handler = service_fn(move |request: Request| async move {
         let app: &App = app;

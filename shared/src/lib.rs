@@ -1,11 +1,12 @@
 //! The contact migration service's library: the domain rules, the DynamoDB
-//! store, code delivery, the TOTP vault, the HTTP edge, and the steps that
+//! store, code delivery, the TOTP vault, the account facts port, the HTTP edge, and the steps that
 //! join them. Each Lambda binary hands the endpoints it serves to
 //! [`lambda::run`].
 
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod facts;
 pub mod http;
 pub mod lambda;
 pub mod notify;

@@ -96,8 +96,15 @@ pub fn violations(items: &[Item], policy: &Policy) -> Vec<String> {
             if item::get_s(account, "email").is_some() || item::get_s(account, "phone").is_some() {
                 found.push(format!("closed account {id} still has a contact"));
             }
+            // A closed account's facts no longer change (the facts port
+            // refuses them), so these are the facts it was closed with.
             if item::get_bool(account, "kyc_verified") {
                 found.push(format!("identity-verified account {id} was closed"));
+            }
+            if item::get_bool(account, "pending_withdrawals") {
+                found.push(format!(
+                    "account {id} was closed with a withdrawal in flight"
+                ));
             }
             if item::get_bool(account, "referral_code_active") {
                 found.push(format!("closed account {id} has an active referral code"));

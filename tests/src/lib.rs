@@ -10,6 +10,7 @@
 use contact_migration::domain::{
     totp, Account, AccountStatus, Channel, CodeKey, Contact, Policy, Timestamp,
 };
+use contact_migration::facts::{Changed, Facts, FactsChange, FactsKey, HttpFacts};
 use contact_migration::http::{self, AuthMode, Endpoint};
 use contact_migration::notify::Courier;
 use contact_migration::store::Store;
@@ -18,6 +19,7 @@ use contact_migration::App;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+pub mod facts;
 pub mod faults;
 pub mod iam;
 pub mod invariants;
@@ -260,6 +262,8 @@ pub struct AccountSpec {
     pub no_totp: bool,
     /// Give the account a (unique) phone number too.
     pub phone: bool,
+    /// A withdrawal of the account is in flight.
+    pub pending_withdrawal: bool,
 }
 
 /// A unique, valid UK mobile number in E.164 (`+447400` and six digits).
@@ -297,6 +301,43 @@ impl std::fmt::Debug for Answer {
 
 pub const TEST_SECRET: &[u8] = b"end-to-end-test-secret-0123456789abcdef";
 
+/// The secret the tests' facts endpoints sign with.
+pub fn facts_key_bytes() -> &'static [u8] {
+    b"end-to-end-facts-secret-0123456789abcdef"
+}
+
+pub fn facts_key() -> FactsKey {
+    FactsKey::new(facts_key_bytes().to_vec()).expect("long enough")
+}
+
+/// The facts port the tests use: `FACTS_ADAPTER=table` reads the table
+/// (`store`), anything else (the local stack's `http`) the exchange's
+/// stand-in, started in this runtime over the same table, through the
+/// `http` adapter as the functions run it.
+pub async fn test_facts(store: &Store) -> Facts {
+    if std::env::var("FACTS_ADAPTER").as_deref() == Ok("table") {
+        return Facts::Table(store.clone());
+    }
+    let plain = Store::new(
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&local_config().await)
+                .endpoint_url(dynamodb_endpoint())
+                .build(),
+        ),
+        store.table(),
+    );
+    let address = admin::stand_in::spawn(plain, facts_key())
+        .await
+        .expect("a loopback port for the facts stand-in");
+    Facts::Http(Box::new(facts_client(&format!("http://{address}"))))
+}
+
+/// The `http` adapter of the facts port on `url`, as the local stack
+/// configures it (one second's timeout).
+pub fn facts_client(url: &str) -> HttpFacts {
+    HttpFacts::new(url, facts_key(), Duration::from_secs(1), 60)
+}
+
 impl Stack {
     pub async fn new() -> Stack {
         Stack::with_policy(Policy::default()).await
@@ -328,6 +369,7 @@ impl Stack {
             .expect("DynamoDB Local is reachable (make test starts it)");
         Stack {
             app: App {
+                facts: test_facts(&store).await,
                 store,
                 courier,
                 codes: CodeKey::new(TEST_SECRET).expect("long enough"),
@@ -415,12 +457,38 @@ impl Stack {
             token_version: 0,
         };
         assert!(self.app.store.create_account(&account).await.unwrap());
+        if spec.pending_withdrawal {
+            self.set_facts(
+                &id,
+                FactsChange {
+                    pending_withdrawals: Some(true),
+                    ..FactsChange::default()
+                },
+            )
+            .await;
+        }
         TestAccount {
             id,
             email,
             phone,
             totp_secret,
         }
+    }
+
+    /// Changes an account's facts through the stack's facts port, as the
+    /// exchange (or an operator) would; the answer says whether it landed.
+    pub async fn try_set_facts(&self, id: &str, change: FactsChange) -> Changed {
+        self.app
+            .facts
+            .set(id, change, unix_now())
+            .await
+            .expect("the facts port answers")
+    }
+
+    /// [`Stack::try_set_facts`] that must land.
+    pub async fn set_facts(&self, id: &str, change: FactsChange) {
+        let changed = self.try_set_facts(id, change).await;
+        assert!(matches!(changed, Changed::Done(_)), "{changed:?}");
     }
 
     /// The vault accounts' TOTP secrets are sealed with.
@@ -446,6 +514,7 @@ impl Stack {
             assets: true,
             no_totp: true,
             phone: true,
+            pending_withdrawal: false,
         })
         .await
     }

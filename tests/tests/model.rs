@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of API operations from two
 //! main accounts against two duplicates, with right, wrong, replayed and
-//! stale codes, expiry through the injected clock, identity-verification
-//! granted mid-flow, concurrent closes, and closures that need (right,
+//! stale codes, expiry through the injected clock, the duplicates' facts
+//! (identity verification, assets, withdrawals in flight) changing at any
+//! point through the facts port, concurrent closes, and closures that need (right,
 //! wrong or missing) codes of the duplicate's own authenticator. A model of the rules predicts
 //! every answer; the table's invariants are checked after every step; a
 //! failing sequence shrinks to a minimal one.
@@ -10,6 +11,7 @@
 //! sequences, default 16, of up to `MODEL_STEPS` operations, default 24.
 
 use contact_migration::domain::{totp, Channel, Contact, Policy};
+use contact_migration::facts::{AccountFacts, Changed, FactsChange};
 use contact_migration::store::{item, outbox};
 use end_to_end::{
     invariants, unique_contact, unix_now, AccountSpec, Answer, Stack, TestAccount, ACKNOWLEDGE_ALL,
@@ -85,9 +87,33 @@ enum Op {
     Advance {
         seconds: i64,
     },
-    GrantKyc {
+    /// The exchange changes a duplicate's facts, whenever: refused once the
+    /// duplicate is closed (its facts no longer change what happened to it).
+    SetFacts {
         duplicate: usize,
+        change: FactChange,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FactChange {
+    GrantKyc,
+    RevokeKyc,
+    Assets(bool),
+    Withdrawal(bool),
+}
+
+impl FactChange {
+    fn change(self) -> FactsChange {
+        let mut change = FactsChange::default();
+        match self {
+            FactChange::GrantKyc => change.kyc_verified = Some(true),
+            FactChange::RevokeKyc => change.kyc_verified = Some(false),
+            FactChange::Assets(has) => change.has_assets = Some(has),
+            FactChange::Withdrawal(pending) => change.pending_withdrawals = Some(pending),
+        }
+        change
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -109,7 +135,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (main.clone(), migration.clone()).prop_map(|(main, migration)| Op::Cancel { main, migration }),
         1 => (main.clone(), migration.clone()).prop_map(|(main, migration)| Op::Get { main, migration }),
         2 => prop_oneof![Just(5i64), Just(31), Just(61), Just(601), Just(901)].prop_map(|seconds| Op::Advance { seconds }),
-        1 => (0..2usize).prop_map(|duplicate| Op::GrantKyc { duplicate }),
+        2 => (0..2usize, prop_oneof![
+                2 => Just(FactChange::GrantKyc), 1 => Just(FactChange::RevokeKyc),
+                1 => any::<bool>().prop_map(FactChange::Assets),
+                2 => any::<bool>().prop_map(FactChange::Withdrawal)])
+            .prop_map(|(duplicate, change)| Op::SetFacts { duplicate, change }),
     ]
 }
 
@@ -155,6 +185,8 @@ struct ModelAccount {
     phone: Option<String>,
     closed: bool,
     kyc: bool,
+    assets: bool,
+    pending_withdrawal: bool,
     last_step: Option<u64>,
 }
 
@@ -192,6 +224,8 @@ struct ModelMigration {
     duplicate_other: Option<String>,
     /// `migrate`'s snapshot: the duplicate has an authenticator enrolled.
     two_factor: bool,
+    /// `migrate`'s snapshot: the duplicate held assets.
+    assets: Option<bool>,
     codes: (String, String),
     closed_answer: Option<serde_json::Value>,
 }
@@ -285,6 +319,8 @@ impl World {
                 phone: real.phone.clone(),
                 closed: false,
                 kyc: spec.kyc,
+                assets: spec.assets,
+                pending_withdrawal: false,
                 last_step: None,
                 real,
             });
@@ -316,15 +352,29 @@ impl World {
                 self.now += seconds;
                 Ok(())
             }
-            Op::GrantKyc { duplicate } => {
+            Op::SetFacts { duplicate, change } => {
                 let index = 2 + duplicate;
-                let mut stored = self
+                let changed = self
                     .stack
-                    .stored_account(&self.accounts[index].real.id)
+                    .try_set_facts(&self.accounts[index].real.id, change.change())
                     .await;
-                stored.kyc_verified = true;
-                end_to_end::overwrite_account(&self.stack, &stored).await;
-                self.accounts[index].kyc = true;
+                let account = &mut self.accounts[index];
+                if account.closed {
+                    prop_assert_eq!(changed, Changed::AccountClosed, "{:?}", op);
+                    return Ok(());
+                }
+                prop_assert!(
+                    matches!(changed, Changed::Done(_)),
+                    "{:?}: {:?}",
+                    op,
+                    changed
+                );
+                match change {
+                    FactChange::GrantKyc => account.kyc = true,
+                    FactChange::RevokeKyc => account.kyc = false,
+                    FactChange::Assets(has) => account.assets = has,
+                    FactChange::Withdrawal(pending) => account.pending_withdrawal = pending,
+                }
                 Ok(())
             }
             Op::Start {
@@ -471,6 +521,7 @@ impl World {
             previous: None,
             duplicate_other: None,
             two_factor: false,
+            assets: None,
             codes,
             closed_answer: None,
         });
@@ -635,6 +686,9 @@ impl World {
         if self.received.contains(&(main, channel)) {
             blockers.push("account_already_migrated");
         }
+        if d.pending_withdrawal {
+            blockers.push("duplicate_has_pending_withdrawals");
+        }
         blockers
     }
 
@@ -673,6 +727,7 @@ impl World {
         }
         check(&op, &Expect::ok(200), &answer)?;
         let two_factor = self.accounts[duplicate].real.totp_secret.is_some();
+        let assets = self.accounts[duplicate].assets;
         if state == State::Verified {
             let previous = self.accounts[m.owner].contact(m.channel).cloned();
             let other = self.accounts[duplicate].contact(m.channel.other()).cloned();
@@ -681,6 +736,7 @@ impl World {
             m.previous = previous;
             m.duplicate_other = other;
             m.two_factor = two_factor;
+            m.assets = Some(assets);
         }
         prop_assert_eq!(
             answer.body["duplicate_two_factor_required"].as_bool(),
@@ -762,10 +818,15 @@ impl World {
         if d.closed {
             refusals.push("duplicate_closed");
         }
+        // The facts, read under the closure hold right before the commit.
         if d.kyc {
             refusals.push("duplicate_identity_verified");
         }
-        let changed = d.contact(m.channel) != Some(&m.new_contact)
+        if d.pending_withdrawal {
+            refusals.push("not_eligible");
+        }
+        let changed = m.assets != Some(d.assets)
+            || d.contact(m.channel) != Some(&m.new_contact)
             || d.contact(m.channel.other()) != m.duplicate_other.as_ref()
             || main.contact(m.channel) != m.previous.as_ref();
         if changed {
@@ -976,6 +1037,17 @@ impl World {
                 stored.status.as_str() == "closed",
                 account.closed,
                 "status after {:?}",
+                after
+            );
+            let facts = self.stack.app.facts.facts(&account.real.id).await;
+            prop_assert_eq!(
+                facts.ok(),
+                Some(AccountFacts {
+                    kyc_verified: account.kyc,
+                    has_assets: account.assets,
+                    pending_withdrawals: account.pending_withdrawal,
+                }),
+                "facts after {:?}",
                 after
             );
         }

@@ -588,6 +588,29 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     std::env::set_var("TOTP_KEY_ID", &key_arn);
     // The stack's own event bus (`Stack::event_sink` names it after the table).
     std::env::set_var("EVENT_BUS_NAME", &table);
+    // Facts over HTTP, as the local stack runs them: the exchange's stand-in
+    // over this test's table, its key in a parameter of this test's own.
+    if std::env::var("FACTS_ADAPTER").as_deref() != Ok("table") {
+        let facts_parameter = format!("{parameter}-facts");
+        aws_sdk_ssm::Client::new(&local_config().await)
+            .put_parameter()
+            .name(&facts_parameter)
+            .value(String::from_utf8(end_to_end::facts_key_bytes().to_vec()).unwrap())
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("the SSM emulator is reachable");
+        let plain = contact_migration::store::Store::new(
+            aws_sdk_dynamodb::Client::new(&local_config().await),
+            &table,
+        );
+        let address = admin::stand_in::spawn(plain, end_to_end::facts_key())
+            .await
+            .expect("a loopback port");
+        std::env::set_var("FACTS_ADAPTER", "http");
+        std::env::set_var("FACTS_URL", format!("http://{address}"));
+        std::env::set_var("FACTS_HMAC_SECRET_PARAMETER", &facts_parameter);
+    }
 
     // Init, as every HTTP function runs it.
     let recorder = Recorder::default();
@@ -598,7 +621,17 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
         .await
         .expect("the code key is read from SSM");
     seen.keep(INIT, recorder.take());
-    let app = lambda::app(&aws, &config, codes, config.totp_key_id.clone());
+    // The facts key, read at init by the functions that read facts (and
+    // only by them), from an SSM parameter of this test's own.
+    let facts_key = lambda::resolve_facts_key(&aws, &config.facts)
+        .await
+        .expect("the facts key is read from SSM");
+    let facts_init = recorder.take();
+    for endpoint in [Endpoint::Verify, Endpoint::Migrate, Endpoint::Close] {
+        assert!(endpoint.reads_facts());
+        seen.keep(endpoint.name(), facts_init.clone());
+    }
+    let app = lambda::app(&aws, &config, codes, config.totp_key_id.clone(), facts_key);
     app.store
         .create_table()
         .await

@@ -12,6 +12,7 @@ const DUP: AccountSpec = AccountSpec {
     assets: false,
     no_totp: true,
     phone: false,
+    pending_withdrawal: false,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,7 +3,10 @@
 //! and SNS emulators.
 
 use contact_migration::domain::{AccountStatus, Channel, Contact};
-use end_to_end::{first_six_digit_number, unique_contact, unix_now, Stack, ACKNOWLEDGE_ALL};
+use contact_migration::facts::FactsChange;
+use end_to_end::{
+    first_six_digit_number, unique_contact, unix_now, AccountSpec, Stack, ACKNOWLEDGE_ALL,
+};
 use serde_json::json;
 
 macro_rules! for_both_channels {
@@ -29,6 +32,7 @@ for_both_channels!(
     used_totp_code_is_refused,
     another_accounts_migration_is_not_found,
     duplicate_with_identity_verification_is_not_eligible,
+    duplicate_has_pending_withdrawals,
     a_contact_is_migrated_once_ever,
     a_main_account_receives_one_migration_per_channel_ever,
     closure_requires_every_acknowledgement,
@@ -534,6 +538,45 @@ async fn duplicate_with_identity_verification_is_not_eligible(ch: Channel) {
         stack.stored_account(&kyc.id).await.status,
         AccountStatus::Active
     );
+}
+
+/// §7: a duplicate with a withdrawal in flight is not closed ("check for
+/// pending withdrawals first"); the blocker goes when the withdrawal does.
+async fn duplicate_has_pending_withdrawals(ch: Channel) {
+    let stack = Stack::new().await;
+    let main = stack.main_account(ch).await;
+    let duplicate = stack
+        .account(AccountSpec {
+            assets: true,
+            no_totp: true,
+            phone: true,
+            pending_withdrawal: true,
+            ..AccountSpec::default()
+        })
+        .await;
+    let now = unix_now();
+    let (id, verified) = stack
+        .start_and_verify(&main, duplicate.contact(ch), now)
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
+    assert_eq!(verified.body["eligible"], false);
+    let blocked = json!(["duplicate_has_pending_withdrawals"]);
+    assert_eq!(verified.body["blockers"], blocked);
+    let migrate = stack.step(&main, &id, "migrate", json!({}), now).await;
+    assert_eq!(
+        (migrate.status, migrate.error_code()),
+        (409, "not_eligible")
+    );
+    assert_eq!(migrate.body["error"]["blockers"], blocked);
+    let settled = FactsChange {
+        pending_withdrawals: Some(false),
+        ..FactsChange::default()
+    };
+    stack.set_facts(&duplicate.id, settled).await;
+    let migrate = stack.step(&main, &id, "migrate", json!({}), now).await;
+    assert_eq!(migrate.status, 200, "{migrate:?}");
+    let closed = stack.close_all_acknowledged(&main, &id, now).await;
+    assert_eq!(closed.status, 200, "{closed:?}");
 }
 
 async fn a_contact_is_migrated_once_ever(ch: Channel) {

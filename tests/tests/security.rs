@@ -16,6 +16,7 @@ const GUARDED: AccountSpec = AccountSpec {
     assets: false,
     no_totp: false,
     phone: true,
+    pending_withdrawal: false,
 };
 
 /// A duplicate with no authenticator and no assets.
@@ -24,6 +25,7 @@ const PLAIN: AccountSpec = AccountSpec {
     assets: false,
     no_totp: true,
     phone: true,
+    pending_withdrawal: false,
 };
 
 fn close_body(duplicate_code: Option<String>) -> Value {

@@ -1,10 +1,11 @@
 //! Whether a duplicate account may be migrated. One function, used by verify
-//! (to tell the user), migrate (to gate the warnings) and, as the conditions
-//! of the closing transaction, close.
+//! (to tell the user), migrate (to gate the warnings) and close (on the facts
+//! read right before the commit, and as the closing transaction's conditions).
 
 use serde::Serialize;
 
 use super::{Account, AccountStatus};
+use crate::facts::AccountFacts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,6 +18,9 @@ pub enum Blocker {
     ContactAlreadyMigrated,
     /// Rule 3: a main account receives one migration per channel, ever.
     AccountAlreadyMigrated,
+    /// A withdrawal of the duplicate is in flight: closing the account under
+    /// it would strand the funds ("check for pending withdrawals first").
+    DuplicateHasPendingWithdrawals,
 }
 
 impl Blocker {
@@ -26,6 +30,7 @@ impl Blocker {
             Blocker::DuplicateClosed => "duplicate_closed",
             Blocker::ContactAlreadyMigrated => "contact_already_migrated",
             Blocker::AccountAlreadyMigrated => "account_already_migrated",
+            Blocker::DuplicateHasPendingWithdrawals => "duplicate_has_pending_withdrawals",
         }
     }
 }
@@ -40,9 +45,11 @@ pub struct EligibilityFacts {
     pub main_already_received: bool,
 }
 
-pub fn blockers(facts: &EligibilityFacts) -> Vec<Blocker> {
+/// The blockers of a migration: what the store knows (`facts`) and what the
+/// exchange says of the duplicate (`account`, through the facts port).
+pub fn blockers(facts: &EligibilityFacts, account: &AccountFacts) -> Vec<Blocker> {
     let mut blockers = Vec::new();
-    if facts.duplicate.kyc_verified {
+    if account.kyc_verified {
         blockers.push(Blocker::DuplicateIdentityVerified);
     }
     if facts.duplicate.status == AccountStatus::Closed {
@@ -53,6 +60,9 @@ pub fn blockers(facts: &EligibilityFacts) -> Vec<Blocker> {
     }
     if facts.main_already_received {
         blockers.push(Blocker::AccountAlreadyMigrated);
+    }
+    if account.pending_withdrawals {
+        blockers.push(Blocker::DuplicateHasPendingWithdrawals);
     }
     blockers
 }
@@ -78,6 +88,14 @@ mod tests {
         }
     }
 
+    fn account() -> AccountFacts {
+        AccountFacts {
+            kyc_verified: false,
+            has_assets: true,
+            pending_withdrawals: false,
+        }
+    }
+
     fn facts() -> EligibilityFacts {
         EligibilityFacts {
             duplicate: duplicate(),
@@ -88,21 +106,38 @@ mod tests {
 
     #[test]
     fn duplicate_without_kyc_is_eligible_even_with_assets() {
-        assert!(blockers(&facts()).is_empty());
+        assert!(blockers(&facts(), &account()).is_empty());
     }
 
     #[test]
     fn duplicate_with_kyc_is_not_eligible() {
-        let mut f = facts();
-        f.duplicate.kyc_verified = true;
-        assert_eq!(blockers(&f), vec![Blocker::DuplicateIdentityVerified]);
+        let kyc = AccountFacts {
+            kyc_verified: true,
+            ..account()
+        };
+        assert_eq!(
+            blockers(&facts(), &kyc),
+            vec![Blocker::DuplicateIdentityVerified]
+        );
+    }
+
+    #[test]
+    fn duplicate_with_a_pending_withdrawal_is_not_eligible() {
+        let pending = AccountFacts {
+            pending_withdrawals: true,
+            ..account()
+        };
+        assert_eq!(
+            blockers(&facts(), &pending),
+            vec![Blocker::DuplicateHasPendingWithdrawals]
+        );
     }
 
     #[test]
     fn closed_duplicate_is_not_eligible() {
         let mut f = facts();
         f.duplicate.status = AccountStatus::Closed;
-        assert_eq!(blockers(&f), vec![Blocker::DuplicateClosed]);
+        assert_eq!(blockers(&f, &account()), vec![Blocker::DuplicateClosed]);
     }
 
     #[test]
@@ -111,7 +146,7 @@ mod tests {
         f.contact_already_migrated = true;
         f.main_already_received = true;
         assert_eq!(
-            blockers(&f),
+            blockers(&f, &account()),
             vec![
                 Blocker::ContactAlreadyMigrated,
                 Blocker::AccountAlreadyMigrated

@@ -53,6 +53,11 @@ pub enum Error {
     SendsExhausted,
     #[error("a code could not be delivered; try resending")]
     DeliveryFailed,
+    /// The exchange's account facts could not be read (unreachable, slow,
+    /// failed, malformed or unsigned answer): the step is refused, fail
+    /// closed. The detail is for logs only.
+    #[error("the account's facts are unavailable right now; try again shortly")]
+    FactsUnavailable(String),
     /// The detail is for logs only; responses never carry it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,6 +71,8 @@ impl Error {
             Blocker::DuplicateClosed => Error::DuplicateClosed,
             Blocker::ContactAlreadyMigrated => Error::ContactAlreadyMigrated,
             Blocker::AccountAlreadyMigrated => Error::AccountAlreadyMigrated,
+            // No 409 code of its own in the contract: the blocker list says it.
+            Blocker::DuplicateHasPendingWithdrawals => Error::NotEligible(vec![blocker]),
         }
     }
 }

@@ -26,7 +26,7 @@ pub fn status(e: &Error) -> StatusCode {
         }
         Error::MigrationLocked => StatusCode::LOCKED,
         Error::RateLimited { .. } | Error::SendsExhausted => StatusCode::TOO_MANY_REQUESTS,
-        Error::DeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
+        Error::DeliveryFailed | Error::FactsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -55,6 +55,7 @@ pub fn code(e: &Error) -> &'static str {
         Error::MigrationLocked => "migration_locked",
         Error::RateLimited { .. } | Error::SendsExhausted => "rate_limited",
         Error::DeliveryFailed => "delivery_failed",
+        Error::FactsUnavailable(_) => "facts_unavailable",
         Error::Internal(_) => "internal",
     }
 }
@@ -66,6 +67,10 @@ pub fn error_response(e: &Error) -> Response<Body> {
         Error::Internal(detail) => {
             tracing::error!(error = %detail, "internal error");
             "something went wrong; try again later".to_owned()
+        }
+        Error::FactsUnavailable(detail) => {
+            tracing::warn!(error = %detail, "account facts unavailable; step refused");
+            e.to_string()
         }
         other => other.to_string(),
     };

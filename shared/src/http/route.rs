@@ -29,6 +29,12 @@ impl Endpoint {
     pub fn checks_totp(self) -> bool {
         matches!(self, Endpoint::Verify | Endpoint::Close)
     }
+
+    /// Whether the endpoint reads the exchange's account facts, and so needs
+    /// the facts endpoint's signing key.
+    pub fn reads_facts(self) -> bool {
+        matches!(self, Endpoint::Verify | Endpoint::Migrate | Endpoint::Close)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

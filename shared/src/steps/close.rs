@@ -8,6 +8,11 @@
 //! close someone's account for good. That code is counted against the
 //! migration's attempts before it is checked, like a verification, and its
 //! TOTP step is spent by the closing transaction itself.
+//!
+//! Right before the commit the duplicate's facts are read once more, under
+//! the exchange's closure hold (PRODUCT.md §7), so no deposit, withdrawal or
+//! identity verification can land between that read and the commit; with
+//! the `table` adapter the commit's own conditions are the hold.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,9 +20,11 @@ use super::failed_attempt;
 use crate::app::App;
 use crate::domain::totp;
 use crate::domain::warning::missing_acknowledgements;
+use crate::domain::Blocker;
 use crate::domain::{
     rfc3339, AuditEvent, Caller, Error, Migration, MigrationState, Outbox, Step, Timestamp,
 };
+use crate::facts::{AccountFacts, Hold};
 use crate::store::Closure;
 
 #[derive(Debug, Deserialize)]
@@ -73,7 +80,7 @@ pub async fn close(
     request: CloseRequest,
     now: Timestamp,
 ) -> Result<Closed, Error> {
-    let (mut migration, _) = app
+    let (migration, _) = app
         .active_caller_migration(&caller.account_id, migration_id)
         .await?;
     // Once committed, a repeated or concurrent identical request gets the
@@ -98,7 +105,80 @@ pub async fn close(
         }
         _ => None,
     };
+    let duplicate_id = migration
+        .duplicate_account_id
+        .clone()
+        .ok_or(Error::StateChanged)?;
+    let hold = match hold_and_check_facts(app, &migration, &duplicate_id).await {
+        Ok(hold) => hold,
+        Err(refusal) => {
+            // A concurrent close of this migration may have closed the
+            // duplicate first: then its answer is this one's.
+            let stored = app
+                .owned_migration(&caller.account_id, migration_id)
+                .await?;
+            if let Some(done) = closed(&stored) {
+                return Ok(done);
+            }
+            spend_refused_code(app, &migration, duplicate_step).await;
+            return Err(refusal);
+        }
+    };
+    let result = commit(app, caller, migration, duplicate_step, hold, now).await;
+    if result.is_err() {
+        app.facts.release(&duplicate_id, migration_id).await;
+    }
+    result
+}
 
+/// The closure hold, then the duplicate's facts read under it and checked
+/// against what `migrate` showed. Refused, the hold is released at once.
+async fn hold_and_check_facts(
+    app: &App,
+    migration: &Migration,
+    duplicate_id: &str,
+) -> Result<Hold, Error> {
+    let migration_id = migration.migration_id.as_str();
+    let hold = app.facts.hold(duplicate_id, migration_id).await?;
+    let refusal = match app.facts.facts(duplicate_id).await {
+        Ok(facts) => facts_refusal(migration, &facts),
+        Err(e) => Some(e),
+    };
+    match refusal {
+        None => Ok(hold),
+        Some(refusal) => {
+            app.facts.release(duplicate_id, migration_id).await;
+            Err(refusal)
+        }
+    }
+}
+
+/// Facts that forbid the closure, or changed since `migrate` showed them:
+/// identity verification is rule 1's own 409, a withdrawal in flight is
+/// `not_eligible` with its blocker (as `migrate` answers it), and assets
+/// that appeared or went since the acknowledged warning are
+/// `state_changed` (the warning no longer describes the account).
+fn facts_refusal(migration: &Migration, facts: &AccountFacts) -> Option<Error> {
+    if facts.kyc_verified {
+        return Some(Error::DuplicateIdentityVerified);
+    }
+    if facts.pending_withdrawals {
+        return Some(Error::from_blocker(Blocker::DuplicateHasPendingWithdrawals));
+    }
+    (migration.duplicate_has_assets != Some(facts.has_assets)).then_some(Error::StateChanged)
+}
+
+/// The closing transaction, retried over conflicts with concurrent requests.
+async fn commit(
+    app: &App,
+    caller: &Caller,
+    mut migration: Migration,
+    duplicate_step: Option<u64>,
+    hold: Hold,
+    now: Timestamp,
+) -> Result<Closed, Error> {
+    let migration_id = migration.migration_id.clone();
+    let migration_id = migration_id.as_str();
     for attempt in 0..=CONFLICT_RETRIES {
         if let Some(done) = closed(&migration) {
             return Ok(done);
@@ -108,7 +188,14 @@ pub async fn close(
         let outbox = announcement(app, &migration, now).await?;
         let refusal = match app
             .store
-            .commit_closure(&migration, duplicate_step, now, &event, &outbox)
+            .commit_closure(
+                &migration,
+                duplicate_step,
+                hold.guards_in_commit(),
+                now,
+                &event,
+                &outbox,
+            )
             .await?
         {
             Closure::Committed => {

@@ -1,4 +1,5 @@
-//! `POST /migrations/{id}/migrate`: eligibility re-checked, warnings shown.
+//! `POST /migrations/{id}/migrate`: eligibility re-checked, with the
+//! duplicate's facts read again through the facts port, warnings shown.
 //! The first answer's snapshot (assets, the duplicate's authenticator) is
 //! kept, so calling again answers the same, and the closure is conditional
 //! on it still being true.
@@ -52,7 +53,12 @@ pub async fn migrate(
     if !facts.main.is_active() {
         return Err(Error::AccountNotActive);
     }
-    let blockers = eligibility::blockers(&facts.eligibility);
+    let duplicate_id = migration
+        .duplicate_account_id
+        .as_deref()
+        .ok_or(Error::StateChanged)?;
+    let account = app.facts.facts(duplicate_id).await?;
+    let blockers = eligibility::blockers(&facts.eligibility, &account);
     if !blockers.is_empty() {
         return Err(Error::NotEligible(blockers));
     }
@@ -66,7 +72,7 @@ pub async fn migrate(
     let duplicate = &facts.eligibility.duplicate;
     let prepared = Migration {
         state: MigrationState::AwaitingConfirmation,
-        duplicate_has_assets: Some(duplicate.has_assets),
+        duplicate_has_assets: Some(account.has_assets),
         duplicate_two_factor_required: Some(duplicate.has_totp()),
         previous_contact: facts.main.contact(migration.channel).cloned(),
         duplicate_other_contact: duplicate.contact(migration.channel.other()).cloned(),

@@ -175,7 +175,19 @@ pub async fn verify(
                 .eligibility_facts(account_id, duplicate_id, &migration.new_contact)
                 .await?
                 .ok_or(Error::StateChanged)?;
-            let blockers = eligibility::blockers(&facts);
+            // Facts that cannot be read refuse the verification with
+            // nothing spent: the attempt (the codes were right) and the
+            // failure slot are given back, and the codes and the TOTP step
+            // still work on a retry.
+            let account = match app.facts.facts(duplicate_id).await {
+                Ok(account) => account,
+                Err(e) => {
+                    app.store.give_back_attempt(migration_id).await?;
+                    app.refund(failure_slot).await;
+                    return Err(e);
+                }
+            };
+            let blockers = eligibility::blockers(&facts, &account);
             let confirm_by = now + app.policy.confirm_window;
             let verified = Migration {
                 duplicate_account_id: Some(duplicate_id.to_owned()),

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWrite
 
 use super::item::{self, b, n, s};
 use super::{build_error, names, values, Refusal, Store, TOTP_STEP_UNUSED};
-use crate::domain::{AccountStatus, AuditEvent, Error, Migration, Outbox, Timestamp};
+use crate::domain::{AccountStatus, AuditEvent, Blocker, Error, Migration, Outbox, Timestamp};
 
 /// How a closure commit ended, when DynamoDB answered.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +34,7 @@ impl Store {
         &self,
         migration: &Migration,
         duplicate_totp_step: Option<u64>,
+        guard_facts: bool,
         now: Timestamp,
         event: &AuditEvent,
         outbox: &Outbox,
@@ -68,7 +69,7 @@ impl Store {
             .map_err(build_error)?;
 
         let duplicate_update =
-            self.duplicate_closure(migration, duplicate, duplicate_totp_step, now)?;
+            self.duplicate_closure(migration, duplicate, duplicate_totp_step, guard_facts, now)?;
 
         // The main account takes the contact, provided its own contact on the
         // channel is still the one `migrate` saw.
@@ -157,12 +158,14 @@ impl Store {
     /// what `migrate` showed: active, unverified (rules 1 and 5), owning the
     /// contact, holding assets or not as the acknowledged warning said, with
     /// or without an authenticator as the confirmation asked, and its other
-    /// contact the one the closure releases (a closed account owns none).
+    /// contact the one the closure releases (a closed account owns none);
+    /// with `guard_facts`, its facts too (the `table` adapter's hold).
     fn duplicate_closure(
         &self,
         migration: &Migration,
         duplicate: &str,
         totp_step: Option<u64>,
+        guard_facts: bool,
         now: Timestamp,
     ) -> Result<Update, Error> {
         let contact = &migration.new_contact;
@@ -170,9 +173,7 @@ impl Store {
              token_version = if_not_exists(token_version, :zero) + :one, \
              referral_code_active = :false"
             .to_owned();
-        let mut condition = "#status = :active AND kyc_verified = :false AND #contact = :contact \
-             AND has_assets = :assets"
-            .to_owned();
+        let mut condition = "#status = :active AND #contact = :contact".to_owned();
         let mut attribute_values = values([
             (":closed", s(AccountStatus::Closed.as_str())),
             (":active", s(AccountStatus::Active.as_str())),
@@ -181,12 +182,21 @@ impl Store {
             (":one", n(1)),
             (":false", b(false)),
             (":contact", s(contact.value())),
-            (
-                ":assets",
-                b(migration.duplicate_has_assets.unwrap_or(false)),
-            ),
         ])
         .unwrap_or_default();
+        if guard_facts {
+            // The `table` adapter's facts: the commit is the closure hold.
+            // No KYC and no withdrawal in flight (rules 1 and §7), assets
+            // as the acknowledged warning said.
+            condition.push_str(
+                " AND kyc_verified = :false AND has_assets = :assets \
+                 AND (attribute_not_exists(pending_withdrawals) OR pending_withdrawals = :false)",
+            );
+            attribute_values.insert(
+                ":assets".into(),
+                b(migration.duplicate_has_assets.unwrap_or(false)),
+            );
+        }
         match &migration.duplicate_other_contact {
             Some(other) => {
                 condition.push_str(" AND #other = :other");
@@ -248,6 +258,11 @@ fn closure_refusal(refusals: &[Refusal], duplicate_totp_step: Option<u64>) -> Cl
             }
             if item::get_bool(old, "kyc_verified") {
                 return Closure::Refused(Error::DuplicateIdentityVerified);
+            }
+            if item::get_bool(old, "pending_withdrawals") {
+                return Closure::Refused(Error::from_blocker(
+                    Blocker::DuplicateHasPendingWithdrawals,
+                ));
             }
             let spent = item::get_n::<u64>(old, "totp_last_step");
             let only_the_duplicate = refusals

@@ -6,12 +6,14 @@
 //! By what it stores: `accounts` (accounts, contact ownership, the audit
 //! trail), `migrations` (a migration's life up to `migrate`, and cancel),
 //! `verification` (a successful verification's commit), `closure` (the
-//! closing transaction), `quota` (the quota logs), `outbox` (what commits
+//! closing transaction), `facts` (an account's facts on its own item, and
+//! their closure hold), `quota` (the quota logs), `outbox` (what commits
 //! announce, and the accounts' event sequences); `item` maps items and
 //! keys, `table` creates the table. This file holds the plumbing they share.
 
 mod accounts;
 mod closure;
+mod facts;
 pub mod item;
 mod migrations;
 pub mod outbox;
@@ -29,6 +31,7 @@ use crate::domain::{AuditEvent, Error};
 use item::Item;
 
 pub use closure::Closure;
+pub use facts::HoldOutcome;
 pub use migrations::{Lock, MigrateFacts};
 pub use outbox::StoredOutbox;
 pub use verification::Verification;
