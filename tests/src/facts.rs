@@ -95,7 +95,7 @@ async fn answer(fault: Fault, request: Request<Incoming>) -> Response<Full<Bytes
         _ => (200, healthy),
     };
     if fault == Fault::Slow {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
     }
     let now = crate::unix_now();
     let (key, at) = match fault {

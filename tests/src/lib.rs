@@ -329,7 +329,14 @@ pub async fn test_facts(store: &Store) -> Facts {
     let address = admin::stand_in::spawn(plain, facts_key())
         .await
         .expect("a loopback port for the facts stand-in");
-    Facts::Http(Box::new(facts_client(&format!("http://{address}"))))
+    // A generous timeout: these tests are about the steps, on a machine
+    // that may be busy; the fault tests use the production second.
+    Facts::Http(Box::new(HttpFacts::new(
+        &format!("http://{address}"),
+        facts_key(),
+        Duration::from_secs(10),
+        60,
+    )))
 }
 
 /// The `http` adapter of the facts port on `url`, as the local stack

@@ -410,7 +410,7 @@ async fn assert_closed_once(stack: &Stack, pair: &Pair, id: &str) {
 async fn crashed_invocations_leave_a_sound_table_and_the_flow_goes_on() {
     let stack = Stack::new().await;
     let proxy = Proxy::start(&dynamodb_endpoint()).await;
-    let mut watch = Watch::start(stack.app.store.table(), &proxy.endpoint);
+    let mut watch = Watch::start(stack.app.store.table(), &proxy.endpoint, &stack.app.facts);
     let client = Client {
         http: reqwest::Client::new(),
         base: watch.base.clone(),

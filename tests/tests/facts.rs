@@ -48,9 +48,11 @@ fn unavailable(fault: Fault, answer: &Answer, started: Instant) {
         (503, "facts_unavailable"),
         "{fault:?}: {answer:?}"
     );
-    // The timeout is about a second, whatever the endpoint does.
+    // The step gave up on the endpoint (the slow one answers after 30 s):
+    // a bound well above the one-second timeout, so a busy machine does
+    // not fail it.
     assert!(
-        started.elapsed().as_millis() < 2_500,
+        started.elapsed().as_secs() < 15,
         "{fault:?} took {:?}",
         started.elapsed()
     );

@@ -683,7 +683,11 @@ const FUNCTIONS: [&str; 4] = ["send-codes", "verify", "migrate", "close"];
 async fn hostile_requests_get_contract_errors_and_the_functions_keep_serving() {
     let stack = Stack::new().await;
     let main = stack.account(AccountSpec::default()).await;
-    let mut watch = Watch::start(stack.app.store.table(), &dynamodb_endpoint());
+    let mut watch = Watch::start(
+        stack.app.store.table(),
+        &dynamodb_endpoint(),
+        &stack.app.facts,
+    );
     let port = watch.port;
     warm(&watch, &main).await;
     let pids: Vec<Vec<u32>> = FUNCTIONS.iter().map(|f| watch.function_pids(f)).collect();
@@ -1108,7 +1112,11 @@ async fn jwt_claims_that_name_no_one_are_unauthenticated() {
 async fn headers_that_make_no_url_are_refused_cleanly_over_http() {
     let stack = Stack::new().await;
     let main = stack.account(AccountSpec::default()).await;
-    let watch = Watch::start(stack.app.store.table(), &dynamodb_endpoint());
+    let watch = Watch::start(
+        stack.app.store.table(),
+        &dynamodb_endpoint(),
+        &stack.app.facts,
+    );
     warm(&watch, &main).await;
     let one = format!("/migrations/{}", random_id());
     let cases = vec![

@@ -40,7 +40,11 @@ async fn the_function_binaries_serve_a_complete_migration_over_http() {
             ..Default::default()
         })
         .await;
-    let watch = Watch::start(stack.app.store.table(), &dynamodb_endpoint());
+    let watch = Watch::start(
+        stack.app.store.table(),
+        &dynamodb_endpoint(),
+        &stack.app.facts,
+    );
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", watch.base);
     let post = reqwest::Method::POST;

@@ -69,6 +69,11 @@ struct FactsAnswer {
 }
 
 impl HttpFacts {
+    /// The endpoint's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// A client of the endpoint at `base` (`https://…`, or `http://` on a
     /// loopback address for the local stand-in). `hold_seconds`: how long a
     /// closure hold lasts unless released or ended by the closure's event.

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use end_to_end::{kms_endpoint, ses_endpoint, sns_endpoint, totp_key_id};
+use contact_migration::facts::Facts;
+use end_to_end::{facts_key_bytes, kms_endpoint, ses_endpoint, sns_endpoint, totp_key_id};
 
 /// How long the first request to a function may take: `cargo lambda watch`
 /// compiles the binary then, on a machine that may be busy building too.
@@ -56,14 +57,27 @@ impl Watch {
     /// `--ignore-changes`: other work in the tree must not rebuild and
     /// restart the functions in the middle of a test, since the tests watch
     /// which processes serve them.
-    pub fn start(table: &str, dynamodb: &str) -> Watch {
+    /// The functions read facts as `facts` does: from the table, or from
+    /// the stand-in the stack runs over its table, signed with the tests' key.
+    pub fn start(table: &str, dynamodb: &str, facts: &Facts) -> Watch {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let log_path = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new("cargo")
+        let mut command = Command::new("cargo");
+        match facts {
+            Facts::Table(_) => command.env("FACTS_ADAPTER", "table"),
+            Facts::Http(http) => command
+                .env("FACTS_ADAPTER", "http")
+                .env("FACTS_URL", http.base())
+                .env(
+                    "FACTS_HMAC_SECRET",
+                    std::str::from_utf8(facts_key_bytes()).expect("an ASCII key"),
+                ),
+        };
+        let child = command
             .args([
                 "lambda",
                 "watch",
@@ -92,6 +106,7 @@ impl Watch {
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env_remove("CODE_HMAC_SECRET_PARAMETER")
+            .env_remove("FACTS_HMAC_SECRET_PARAMETER")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
