@@ -323,6 +323,41 @@ pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Erro
     lambda_runtime::run(handler).await
 }
 
+/// The relay's clients: the table, the courier and the event bus.
+pub fn relay(aws: &SdkConfig, config: &RelayConfig) -> Relay {
+    Relay {
+        store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
+        courier: Courier::new(
+            aws_sdk_sesv2::Client::new(aws),
+            &config.sender_email,
+            aws_sdk_sns::Client::new(aws),
+            config.sms_sender_id.clone(),
+        )
+        .with_sms_rule(config.sms.clone()),
+        bus: EventBus::new(
+            aws_sdk_eventbridge::Client::new(aws),
+            &config.event_bus_name,
+        ),
+    }
+}
+
+/// Runs the relay function: batches of the table's stream (filtered to the
+/// insertion of outbox items), answered with `ReportBatchItemFailures`.
+pub async fn run_relay() -> Result<(), lambda_http::Error> {
+    init_logging();
+    let config = RelayConfig::from_env()?;
+    let aws = sdk_config(config.tls_roots).await;
+    let relay = LazyLock::new(move || relay(&aws, &config));
+    let relay = &relay;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<StreamEvent>| async move {
+            let relay: &Relay = relay;
+            Ok::<_, Infallible>(relay.handle(event.payload).await)
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,39 +392,4 @@ mod tests {
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         haystack.windows(needle.len()).any(|w| w == needle)
     }
-}
-
-/// The relay's clients: the table, the courier and the event bus.
-pub fn relay(aws: &SdkConfig, config: &RelayConfig) -> Relay {
-    Relay {
-        store: Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name),
-        courier: Courier::new(
-            aws_sdk_sesv2::Client::new(aws),
-            &config.sender_email,
-            aws_sdk_sns::Client::new(aws),
-            config.sms_sender_id.clone(),
-        )
-        .with_sms_rule(config.sms.clone()),
-        bus: EventBus::new(
-            aws_sdk_eventbridge::Client::new(aws),
-            &config.event_bus_name,
-        ),
-    }
-}
-
-/// Runs the relay function: batches of the table's stream (filtered to the
-/// insertion of outbox items), answered with `ReportBatchItemFailures`.
-pub async fn run_relay() -> Result<(), lambda_http::Error> {
-    init_logging();
-    let config = RelayConfig::from_env()?;
-    let aws = sdk_config(config.tls_roots).await;
-    let relay = LazyLock::new(move || relay(&aws, &config));
-    let relay = &relay;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<StreamEvent>| async move {
-            let relay: &Relay = relay;
-            Ok::<_, Infallible>(relay.handle(event.payload).await)
-        },
-    ))
-    .await
 }
