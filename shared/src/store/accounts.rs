@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
 use super::item::{self, n, s, Item};
-use super::{build_error, is_condition_failure, names, sdk_error, values, Store, TOTP_STEP_UNUSED};
+use super::{applied, build_error, names, sdk_error, values, Store, TOTP_STEP_UNUSED};
 use crate::domain::{Account, Contact, Error};
 
 impl Store {
@@ -78,21 +78,17 @@ impl Store {
     /// Records a TOTP step as used without any other change (a failed attempt
     /// whose TOTP was right), so the same code cannot be tried again.
     pub async fn consume_totp_step(&self, account_id: &str, step: u64) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item::account_key(account_id)))
-            .update_expression("SET totp_last_step = :step")
-            .condition_expression(TOTP_STEP_UNUSED)
-            .set_expression_attribute_values(values([(":step", n(step))]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item::account_key(account_id)))
+                .update_expression("SET totp_last_step = :step")
+                .condition_expression(TOTP_STEP_UNUSED)
+                .set_expression_attribute_values(values([(":step", n(step))]))
+                .send()
+                .await,
+        )
     }
 
     pub(super) fn release_contact(

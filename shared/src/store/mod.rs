@@ -260,3 +260,15 @@ where
         .and_then(|se| se.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
+
+/// Whether a conditional `UpdateItem` applied: a failed condition is
+/// `false`, any other failure an error.
+fn applied<T>(
+    result: Result<T, SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>>,
+) -> Result<bool, Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(sdk_error("UpdateItem")(e)),
+    }
+}

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use std::collections::HashMap;
 
 use super::item::{self, get_n, get_s, n, s, Item};
-use super::{build_error, is_condition_failure, names, sdk_error, values, Store};
+use super::{applied, build_error, names, values, Store};
 use crate::domain::{
     Channel, Contact, DomainEvent, Error, NoticeKind, Outbox, PendingNotice, Sequence,
 };
@@ -228,45 +228,37 @@ impl Store {
         notice_id: &str,
         outcome: &str,
     ) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(outbox_key(migration_id)))
-            .update_expression("SET #delivered = :outcome")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#delivered)")
-            .set_expression_attribute_names(names([(
-                "#delivered",
-                format!("{DELIVERED_PREFIX}{notice_id}").as_str(),
-            )]))
-            .set_expression_attribute_values(values([(":outcome", s(outcome))]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(outbox_key(migration_id)))
+                .update_expression("SET #delivered = :outcome")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#delivered)")
+                .set_expression_attribute_names(names([(
+                    "#delivered",
+                    format!("{DELIVERED_PREFIX}{notice_id}").as_str(),
+                )]))
+                .set_expression_attribute_values(values([(":outcome", s(outcome))]))
+                .send()
+                .await,
+        )
     }
 
     /// Records that the account's event `sequence` is published. Only ever
     /// moves forward: returns false when it already was that far.
     pub async fn record_published(&self, account_id: &str, sequence: u64) -> Result<bool, Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(event_head_key(account_id)))
-            .update_expression("SET published = :sequence")
-            .condition_expression("attribute_not_exists(published) OR published < :sequence")
-            .set_expression_attribute_values(values([(":sequence", n(sequence))]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
+        applied(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(event_head_key(account_id)))
+                .update_expression("SET published = :sequence")
+                .condition_expression("attribute_not_exists(published) OR published < :sequence")
+                .set_expression_attribute_values(values([(":sequence", n(sequence))]))
+                .send()
+                .await,
+        )
     }
 }
 
