@@ -12,7 +12,8 @@
 //! Prints Markdown tables and writes them to `target/bench/results.md`;
 //! `--update FILE` also replaces the block between the result markers in
 //! FILE (BENCHMARKS.md). Needs the local stack (`make bench` starts it) and
-//! the release binaries next to this one.
+//! the release binaries next to this one. `bench requests` and `bench relay`
+//! measure section 2 or 6 alone, with no release binary.
 
 mod flow;
 mod init;
@@ -67,6 +68,7 @@ fn usage() -> ! {
         "usage: bench [--rounds N] [--phase-runs N] [--migrations N] [--concurrency 1,4,16] \
          [--per-level N] [--bin-dir DIR] [--lambda-dir DIR] [--compare NAME=PATH]... [--update FILE]\n\
          \x20      bench phases default-chain|lambda\n\
+         \x20      bench requests\n\
          \x20      bench relay"
     );
     std::process::exit(2)
@@ -126,6 +128,12 @@ fn main() {
     match args.next().as_deref() {
         Some("phases") => {
             phases::main(&args.next().unwrap_or_else(|| usage()));
+            return;
+        }
+        // The request counts alone (section 2), printed.
+        Some("requests") => {
+            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            runtime.block_on(requests_only());
             return;
         }
         // The relay's figures alone (section 6), printed.
@@ -319,34 +327,7 @@ async fn run(o: &Options) -> String {
 
     show(&out, &mut shown);
     // 2. DynamoDB requests.
-    eprintln!("[bench] DynamoDB requests per step");
-    let rows = requests::measure(&stack).await;
-    writeln!(out, "\n### 2. DynamoDB requests\n").unwrap();
-    writeln!(
-        out,
-        "Counted by an interceptor on the store's client (every request sent, retries included) \
-         while the handler serves each step once. *Floor*: the fewest requests the data model \
-         allows for the same guarantees, and what those requests are.\n"
-    )
-    .unwrap();
-    writeln!(
-        out,
-        "| step | requests | by operation | floor | the floor's requests |"
-    )
-    .unwrap();
-    writeln!(out, "|---|---:|---|---:|---|").unwrap();
-    for row in &rows {
-        writeln!(
-            out,
-            "| {} | {} | {} | {} | {} |",
-            row.label,
-            row.counts.total(),
-            row.counts.breakdown(),
-            row.floor.0,
-            row.floor.1
-        )
-        .unwrap();
-    }
+    request_figures(&mut out, &stack).await;
 
     show(&out, &mut shown);
     // 3. Artifacts.
@@ -558,6 +539,46 @@ fn machine(out: &mut String) {
             .join(" ")
     )
     .unwrap();
+}
+
+/// Section 2: the DynamoDB requests of each step, next to their floors.
+async fn request_figures(out: &mut String, stack: &end_to_end::Stack) {
+    eprintln!("[bench] DynamoDB requests per step");
+    let rows = requests::measure(stack).await;
+    writeln!(out, "\n### 2. DynamoDB requests\n").unwrap();
+    writeln!(
+        out,
+        "Counted by an interceptor on the store's client (every request sent, retries included) \
+         while the handler serves each step once. *Floor*: the fewest requests the data model \
+         allows for the same guarantees, and what those requests are.\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| step | requests | by operation | floor | the floor's requests |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---:|---|---:|---|").unwrap();
+    for row in &rows {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            row.label,
+            row.counts.total(),
+            row.counts.breakdown(),
+            row.floor.0,
+            row.floor.1
+        )
+        .unwrap();
+    }
+}
+
+/// The request counts alone (section 2), printed.
+async fn requests_only() {
+    let stack = end_to_end::Stack::new().await;
+    let mut out = String::new();
+    request_figures(&mut out, &stack).await;
+    print!("{out}");
 }
 
 async fn relay_only() {
