@@ -3,10 +3,10 @@
 //! reference with every invocation.
 
 use crate::domain::quota::{Hit, Quota, QuotaKind};
-use crate::domain::{Account, CodeKey, Error, Migration, Policy, Timestamp};
+use crate::domain::{Account, CodeKey, Error, Migration, Policy, Sequence, Timestamp};
 use crate::facts::Facts;
 use crate::notify::Courier;
-use crate::store::Store;
+use crate::store::{QuotaLog, Store};
 use crate::vault::Vault;
 
 #[derive(Clone, Debug)]
@@ -67,6 +67,28 @@ impl App {
             .filter(Account::is_active)
             .ok_or(Error::AccountNotActive)?;
         Ok((owned(migration, caller)?, account))
+    }
+
+    /// [`App::active_caller_migration`] for a verification, with what it
+    /// needs besides in the same round trip: the account's failure log and
+    /// its event head.
+    pub async fn caller_verification(
+        &self,
+        caller: &str,
+        id: &str,
+    ) -> Result<(Migration, Account, QuotaLog, Sequence), Error> {
+        ensure_migration_id(id)?;
+        let read = self.store.verification_read(id, caller).await?;
+        let account = read
+            .account
+            .filter(Account::is_active)
+            .ok_or(Error::AccountNotActive)?;
+        Ok((
+            owned(read.migration, caller)?,
+            account,
+            read.failures,
+            read.sequence,
+        ))
     }
 
     /// The account's TOTP secret (base32) for checking a code; `None` when

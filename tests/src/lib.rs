@@ -21,6 +21,7 @@ use std::time::Duration;
 
 pub mod facts;
 pub mod faults;
+pub mod gate;
 pub mod iam;
 pub mod invariants;
 pub mod relay;
@@ -223,6 +224,7 @@ pub fn unique_email(label: &str) -> String {
     format!("{label}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
+#[derive(Clone)]
 pub struct TestAccount {
     pub id: String,
     pub email: String,

@@ -506,11 +506,12 @@ async fn crashed_invocations_leave_a_sound_table_and_the_flow_goes_on() {
     assert_closed_once(&stack, &second, &id).await;
     assert_eq!(watch.respawned_requests("close"), 2);
 
-    // 4. `verify` killed before its first write: the migration is cancelled
-    //    and started again, and completes.
+    // 4. `verify` killed before its write (the one transaction that counts
+    //    the attempt): the migration is cancelled and started again, and
+    //    completes.
     let third = Pair::new(&stack).await;
     let abandoned = start(&stack, &client, &third).await;
-    proxy.arm(Hold::Request("UpdateItem"));
+    proxy.arm(Hold::Request("TransactWriteItems"));
     let in_flight = {
         let (client, caller) = (client.clone(), third.main.id.clone());
         let path = format!("/migrations/{abandoned}/verify");

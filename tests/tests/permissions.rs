@@ -27,10 +27,13 @@
 
 use contact_migration::config::{Config, RelayConfig};
 use contact_migration::domain::{Channel, Policy};
+use contact_migration::facts::Facts;
 use contact_migration::http::{self, Endpoint};
 use contact_migration::lambda;
 use contact_migration::relay::local::{Poll, StreamPoller};
 use contact_migration::relay::Relay;
+use contact_migration::App;
+use end_to_end::facts::{faulty_endpoint, Fault as FactsFault};
 use end_to_end::iam::{Function, Observed, Template};
 use end_to_end::wire::{Recorder, Sent};
 use end_to_end::{
@@ -425,18 +428,36 @@ async fn drive(stack: &Stack, d: &Driver<'_>) {
         answer.is(200, "verify of a free contact");
     }
 
-    // A concurrent request changes the migration between verify's read and
-    // its count of the attempt: verify reads it again and gives the slot back.
+    // A concurrent request changes what verify read before its commit lands.
     let loser = stack.account(AccountSpec::default()).await;
     let as_loser = d.as_(stack, &loser);
     let (id, codes) = as_loser
         .started(&unique_contact(Channel::Email, "r"), now)
         .await;
-    let condition_failed = "ConditionalCheckFailedException";
-    d.recorder
-        .refuse_next("dynamodb", "UpdateItem", condition_failed);
+    d.recorder.refuse_next(
+        "dynamodb",
+        "TransactWriteItems",
+        "TransactionCanceledException",
+    );
     let answer = as_loser.verify(&id, &codes, &loser.totp_at(now), now).await;
     answer.is(409, "verify overtaken by a concurrent change");
+
+    // The duplicate's facts cannot be read: verify checks that the limits
+    // still admit the attempt, and changes nothing.
+    let stranded = stack.account(AccountSpec::default()).await;
+    let bound = stack.account(duplicate).await.email;
+    let without_facts = Stack::of(App {
+        facts: Facts::Http(Box::new(end_to_end::facts_client(
+            &faulty_endpoint(FactsFault::Down).await,
+        ))),
+        ..stack.app.clone()
+    });
+    let as_stranded = d.as_(&without_facts, &stranded);
+    let (id, codes) = as_stranded.started(&bound, now).await;
+    let answer = as_stranded
+        .verify(&id, &codes, &stranded.totp_at(now), now)
+        .await;
+    answer.is(503, "verify without the duplicate's facts");
 
     // Cancel.
     let canceller = stack.account(AccountSpec::default()).await;

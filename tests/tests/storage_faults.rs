@@ -38,9 +38,25 @@ async fn complete_migration(
     id
 }
 
+/// The operations of [`OPERATIONS`] a complete migration sends.
+async fn operations_of_a_migration() -> Vec<&'static str> {
+    let (stack, faults) = faulty_stack().await;
+    let main = stack.main_account(Channel::Email).await;
+    let duplicate = stack.duplicate_account(Channel::Email, false).await;
+    faults.take_calls();
+    complete_migration(&stack, &main, &duplicate, unix_now()).await;
+    let sent = faults.take_calls();
+    OPERATIONS
+        .into_iter()
+        .filter(|operation| sent.iter().any(|s| s == operation))
+        .collect()
+}
+
 #[tokio::test]
 async fn transient_faults_on_every_operation_are_retried_by_the_sdk() {
-    for operation in OPERATIONS {
+    let operations = operations_of_a_migration().await;
+    assert!(operations.contains(&"TransactWriteItems"), "{operations:?}");
+    for operation in operations {
         for mode in [Mode::Throttle, Mode::LostResponse] {
             let (stack, faults) = faulty_stack().await;
             let main = stack.main_account(Channel::Email).await;

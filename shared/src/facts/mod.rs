@@ -102,6 +102,20 @@ impl Facts {
         }
     }
 
+    /// The account's facts now, when the step has just read the account's
+    /// own item (strongly consistent) and found `on_item` there: the `table`
+    /// adapter's facts are those, so asking costs no request of its own.
+    pub async fn facts_read_with(
+        &self,
+        account_id: &str,
+        on_item: AccountFacts,
+    ) -> Result<AccountFacts, Error> {
+        match self {
+            Facts::Table(_) => Ok(on_item),
+            Facts::Http(http) => http.facts(account_id).await,
+        }
+    }
+
     /// Asks that the account's facts stay as they are while `migration_id`
     /// closes it. A closed account is [`Error::DuplicateClosed`].
     pub async fn hold(&self, account_id: &str, migration_id: &str) -> Result<Hold, Error> {

@@ -67,9 +67,9 @@ impl MigrationView {
     }
 }
 
-/// The answer to a counted attempt that failed (at verification, or the
-/// duplicate's authenticator code at the closure): audited, and the last
-/// allowed failure locks the migration.
+/// The answer to a counted attempt of the duplicate's authenticator code
+/// that failed at the closure: audited, and the last allowed failure locks
+/// the migration. (A failed verification does all of it in one transaction.)
 async fn failed_attempt(
     app: &App,
     caller: &Caller,

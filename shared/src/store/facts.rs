@@ -176,30 +176,3 @@ impl Store {
         }
     }
 }
-
-impl Store {
-    /// Gives back the attempt a verification counted before its codes were
-    /// checked, when the codes were right but the duplicate's facts could
-    /// not be read: a refusal that is no failure changes nothing.
-    pub async fn give_back_attempt(&self, migration_id: &str) -> Result<(), Error> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item::migration_key(migration_id)))
-            .update_expression("SET failed_attempts = failed_attempts - :one")
-            .condition_expression("#state = :codes_sent AND failed_attempts >= :one")
-            .set_expression_attribute_names(names([("#state", "state")]))
-            .set_expression_attribute_values(values([
-                (":one", n(1)),
-                (":codes_sent", s("codes_sent")),
-            ]))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if old_image(&e).is_some() => Ok(()),
-            Err(e) => Err(sdk_error("UpdateItem")(e)),
-        }
-    }
-}

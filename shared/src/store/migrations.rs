@@ -31,8 +31,8 @@ pub struct MigrateFacts {
 }
 
 impl Store {
-    /// A migration and an account in one round trip (verification needs
-    /// both before it counts an attempt).
+    /// A migration and an account in one round trip (every step needs both:
+    /// the caller's account must be active).
     pub async fn migration_and_account(
         &self,
         migration_id: &str,
@@ -198,9 +198,11 @@ impl Store {
     }
 
     /// Counts one attempt before any code is checked, so parallel guesses
-    /// can never exceed `max_attempts` checks in all: at verification (the
-    /// three factors, while the codes live) or at the closure (the
-    /// duplicate's authenticator code, inside the confirmation window).
+    /// can never exceed `max_attempts` checks in all: at the closure (the
+    /// duplicate's authenticator code, inside the confirmation window), or
+    /// for `Step::Verify` while the codes live. Verification itself counts
+    /// its attempts in the transaction that answers them
+    /// ([`Store::record_failure`] and the commits beside it).
     /// Returns the migration as it now stands, or `None` when it is no
     /// longer open for that step (locked, expired, moved on).
     pub async fn count_attempt(
@@ -248,8 +250,9 @@ impl Store {
         }
     }
 
-    /// Locks a migration whose attempts are spent (at verification or at
-    /// the closure), together with what the lock announces.
+    /// Locks a migration whose attempts are spent at the closure, together
+    /// with what the lock announces (verification locks inside the failure's
+    /// own transaction).
     pub async fn lock(
         &self,
         migration_id: &str,

@@ -5,7 +5,7 @@
 //!
 //! By what it stores: `accounts` (accounts, contact ownership, the audit
 //! trail), `migrations` (a migration's life up to `migrate`, and cancel),
-//! `verification` (a successful verification's commit), `closure` (the
+//! `verification` (a verification's reads and its write), `closure` (the
 //! closing transaction), `facts` (an account's facts on its own item, and
 //! their closure hold), `quota` (the quota logs), `outbox` (what commits
 //! announce, and the accounts' event sequences); `item` maps items and
@@ -34,7 +34,11 @@ pub use closure::Closure;
 pub use facts::HoldOutcome;
 pub use migrations::{Lock, MigrateFacts};
 pub use outbox::StoredOutbox;
-pub use verification::Verification;
+pub(crate) use quota::backoff;
+pub use quota::QuotaLog;
+pub use verification::{
+    Failure, Limits, RightAttempt, Verification, VerificationFacts, VerificationRead,
+};
 
 #[derive(Clone, Debug)]
 pub struct Store {

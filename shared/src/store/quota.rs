@@ -2,7 +2,7 @@
 //! only if its version is still the one read (optimistic concurrency), so the
 //! limit holds under any number of parallel requests.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use std::time::Duration;
 
 use super::item::{self, n, s};
@@ -14,8 +14,16 @@ use crate::domain::{Error, Timestamp};
 /// come back (a second later: the contention is momentary).
 const CONFLICT_RETRIES: u32 = 12;
 
-fn quota_key(kind: QuotaKind, subject: &str) -> item::Item {
+pub(super) fn quota_key(kind: QuotaKind, subject: &str) -> item::Item {
     item::key(format!("QUOTA#{}#{subject}", kind.as_str()), "QUOTA")
+}
+
+/// A new event for a quota log, at `at`.
+fn new_hit(at: Timestamp) -> Hit {
+    Hit {
+        at,
+        nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+    }
 }
 
 fn log_of(it: &item::Item) -> Vec<Hit> {
@@ -38,6 +46,30 @@ struct Log {
     version: u64,
 }
 
+/// A quota log read together with other items: its events, and the version
+/// a write of it is conditional on (0: no item yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuotaLog {
+    pub hits: Vec<Hit>,
+    pub version: u64,
+}
+
+impl QuotaLog {
+    /// The log of the item read (`None`: no item yet).
+    pub(super) fn of(it: Option<&item::Item>) -> QuotaLog {
+        QuotaLog {
+            hits: it.map(log_of).unwrap_or_default(),
+            version: it.and_then(|it| item::get_n(it, "version")).unwrap_or(0),
+        }
+    }
+
+    /// The log with one more event at `now` if `quota` admits it; otherwise
+    /// the seconds until it will.
+    pub fn admit(&self, quota: Quota, now: Timestamp) -> Result<Vec<Hit>, u64> {
+        quota.admit(&self.hits, new_hit(now))
+    }
+}
+
 impl Store {
     /// The logs of `keys` (distinct), each with its version, in one round
     /// trip: a `GetItem` for one, a `BatchGetItem` for several.
@@ -56,15 +88,12 @@ impl Store {
             .iter()
             .zip(&items)
             .map(|((kind, subject), key)| {
-                let it = Store::take(&mut found, key);
+                let read = QuotaLog::of(Store::take(&mut found, key).as_ref());
                 Log {
                     kind: *kind,
                     subject: (*subject).to_owned(),
-                    hits: it.as_ref().map(log_of).unwrap_or_default(),
-                    version: it
-                        .as_ref()
-                        .and_then(|it| item::get_n(it, "version"))
-                        .unwrap_or(0),
+                    hits: read.hits,
+                    version: read.version,
                 }
             })
             .collect())
@@ -73,25 +102,78 @@ impl Store {
     /// A log's new content, written only if the item is still at the
     /// version read.
     fn quota_put(&self, log: &Log, expires_at: Timestamp) -> Result<Put, Error> {
-        let it = item::with_key(
+        self.log_put(
             quota_key(log.kind, &log.subject),
+            &log.hits,
+            log.version,
+            expires_at,
+        )
+    }
+
+    fn log_put(
+        &self,
+        key: item::Item,
+        hits: &[Hit],
+        version: u64,
+        expires_at: Timestamp,
+    ) -> Result<Put, Error> {
+        let it = item::with_key(
+            key,
             [
                 (
                     "hits",
-                    AttributeValue::L(log.hits.iter().map(|h| s(h.encode())).collect()),
+                    AttributeValue::L(hits.iter().map(|h| s(h.encode())).collect()),
                 ),
-                ("version", n(log.version + 1)),
+                ("version", n(version + 1)),
                 (item::TTL, n(expires_at)),
             ],
         );
         let put = Put::builder().table_name(&self.table).set_item(Some(it));
-        let put = if log.version == 0 {
+        let put = if version == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
             put.condition_expression("version = :v")
-                .expression_attribute_values(":v", n(log.version))
+                .expression_attribute_values(":v", n(version))
         };
         put.build().map_err(build_error)
+    }
+
+    /// A quota log replaced by `hits`, as an item of a transaction: written
+    /// only if the log is still at the version read (`read_version`), so
+    /// the limit holds against every concurrent writer.
+    pub(super) fn quota_log_put(
+        &self,
+        kind: QuotaKind,
+        subject: &str,
+        read_version: u64,
+        hits: &[Hit],
+        expires_at: Timestamp,
+    ) -> Result<TransactWriteItem, Error> {
+        let put = self.log_put(quota_key(kind, subject), hits, read_version, expires_at)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A condition, as an item of a transaction, that a quota log is still
+    /// at the version read: no event was recorded against it since.
+    pub(super) fn quota_log_unchanged(
+        &self,
+        kind: QuotaKind,
+        subject: &str,
+        read_version: u64,
+    ) -> Result<TransactWriteItem, Error> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(quota_key(kind, subject)));
+        let check = if read_version == 0 {
+            check.condition_expression("attribute_not_exists(pk)")
+        } else {
+            check
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(read_version))
+        };
+        Ok(TransactWriteItem::builder()
+            .condition_check(check.build().map_err(build_error)?)
+            .build())
     }
 
     /// Writes every log, all or none, if each is still at the version read:
@@ -142,13 +224,7 @@ impl Store {
         wants: &[(QuotaKind, String, Quota)],
         now: Timestamp,
     ) -> Result<Result<Vec<Hit>, u64>, Error> {
-        let hits: Vec<Hit> = wants
-            .iter()
-            .map(|_| Hit {
-                at: now,
-                nonce: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-            })
-            .collect();
+        let hits: Vec<Hit> = wants.iter().map(|_| new_hit(now)).collect();
         let keys = distinct(
             wants
                 .iter()
@@ -251,7 +327,7 @@ fn distinct<'a>(keys: impl Iterator<Item = (QuotaKind, &'a str)>) -> Vec<(QuotaK
 }
 
 /// A few milliseconds, growing and jittered, so racing writers spread out.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
     tokio::time::sleep(Duration::from_millis(2 * u64::from(attempt + 1) + jitter)).await;
 }
