@@ -197,17 +197,17 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
         Row {
             label: "verify (bound contact)",
             counts: verify,
-            floor: (5, "read migration + account; count the attempt with the failure slot; read owner + markers; read the duplicate; commit (slot given back inside it)"),
+            floor: (4, "read the migration, the caller's account, its failure log and its event head in one batch (the factors are then checked in process); read the owner; read the duplicate and the markers in one batch (the `table` facts adapter's facts are on the duplicate's item; the `http` one asks the exchange, no DynamoDB request); commit, counting the attempt, conditional on the attempts left and the failure log as read"),
         },
         Row {
             label: "verify (free contact)",
             counts: verify_free,
-            floor: (4, "read migration + account; count the attempt with the failure slot; read the owner; commit"),
+            floor: (3, "read the migration, the caller's account, its failure log and its event head in one batch (the factors are then checked in process); read the owner; commit the change and what it announces at the event head read, counting the attempt, conditional on the attempts left and the failure log as read"),
         },
         Row {
             label: "verify (wrong code)",
             counts: verify_wrong,
-            floor: (3, "read migration + account; count the attempt with the failure slot; audit record"),
+            floor: (2, "read the migration, the caller's account, its failure log and its event head in one batch (the factors are then checked in process); one transaction: the attempt counted at the count read, the failure appended to the log at the version read, a right TOTP code's step spent, the audit record, and at the last allowed failure the lock with what it announces"),
         },
         Row {
             label: "migrate",
