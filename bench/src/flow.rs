@@ -117,7 +117,7 @@ pub async fn call(app: &App, caller: &str, req: &Req, now: Timestamp) -> Answer 
     let request =
         lambda_http::request::from_str(&req.event(caller)).expect("a valid API Gateway event");
     let started = Instant::now();
-    let response = serve(app, AuthMode::Jwt, ALL_ENDPOINTS, request, now).await;
+    let response = serve::<ALL_ENDPOINTS>(app, AuthMode::Jwt, request, now).await;
     let took = started.elapsed();
     let bytes: &[u8] = response.body().as_ref();
     Answer {

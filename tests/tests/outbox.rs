@@ -453,7 +453,7 @@ async fn put_events_partial_failure_retries_only_the_failed_entries() {
     let eventbridge = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&partial]);
     let relay = Relay {
         store: stack.app.store.clone(),
-        courier: stack.app.courier.clone(),
+        courier: stack.courier(),
         bus: EventBus::new(eventbridge, "contact-migration"),
     };
     let answer = relay.handle(batch(&[record(&id, "1")])).await;
@@ -497,7 +497,7 @@ async fn an_event_bus_that_stays_down_fails_the_record_and_publishes_later() {
     });
     let relay = Relay {
         store: stack.app.store.clone(),
-        courier: stack.app.courier.clone(),
+        courier: stack.courier(),
         bus: EventBus::new(
             mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, &[&down]),
             "contact-migration",
