@@ -279,7 +279,10 @@ pub async fn run_relay() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
             let relay: &Relay = relay;
-            Ok::<_, Infallible>(relay.handle(event.payload).await)
+            // Boxed: the handler's future nests the delivery's bounded
+            // concurrency deeply enough to exceed the compiler's layout
+            // depth when inlined into the runtime's.
+            Ok::<_, Infallible>(Box::pin(relay.handle(event.payload)).await)
         },
     ))
     .await

@@ -135,6 +135,49 @@ mod tests {
         route(&method, path).map(|r| (r.endpoint, r.migration_id))
     }
 
+    const EVERY: [Endpoint; 7] = [
+        Endpoint::Start,
+        Endpoint::Resend,
+        Endpoint::Verify,
+        Endpoint::Migrate,
+        Endpoint::Close,
+        Endpoint::Get,
+        Endpoint::Cancel,
+    ];
+
+    #[test]
+    fn a_set_of_endpoints_holds_exactly_its_members() {
+        let verify_and_get = endpoints(&[Endpoint::Verify, Endpoint::Get]);
+        for e in EVERY {
+            assert_eq!(
+                served(verify_and_get, e),
+                matches!(e, Endpoint::Verify | Endpoint::Get),
+                "{e:?}"
+            );
+            assert!(served(ALL, e), "{e:?}");
+            assert!(!served(endpoints(&[]), e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn what_each_endpoint_needs_is_as_its_step_uses_it() {
+        let needs = |e: Endpoint| {
+            (
+                e.sends_codes(),
+                e.uses_code_key(),
+                e.checks_totp(),
+                e.reads_facts(),
+            )
+        };
+        assert_eq!(needs(Endpoint::Start), (true, true, false, false));
+        assert_eq!(needs(Endpoint::Resend), (true, true, false, false));
+        assert_eq!(needs(Endpoint::Verify), (false, true, true, true));
+        assert_eq!(needs(Endpoint::Migrate), (false, false, false, true));
+        assert_eq!(needs(Endpoint::Close), (false, false, true, true));
+        assert_eq!(needs(Endpoint::Get), (false, false, false, false));
+        assert_eq!(needs(Endpoint::Cancel), (false, false, false, false));
+    }
+
     #[test]
     fn production_paths_route_to_their_endpoints() {
         assert_eq!(
