@@ -390,6 +390,20 @@ impl Stack {
         }
     }
 
+    /// Deletes the stack's table, once a test is done with it: long runs
+    /// (`make soak`) make thousands of stacks, and DynamoDB Local slows down
+    /// as its tables, each with a stream, pile up. Best effort.
+    pub async fn drop_table(&self) {
+        let _ = self
+            .app
+            .store
+            .client()
+            .delete_table()
+            .table_name(self.app.store.table())
+            .send()
+            .await;
+    }
+
     /// The stack's courier (SES and SNS emulators).
     pub fn courier(&self) -> Courier {
         self.app.courier.clone().expect("the stack sends codes")
