@@ -74,9 +74,13 @@ pub struct Line {
     pub per_million: f64,
 }
 
+/// USD per million migrations of `ms` Lambda milliseconds each at `memory_mb`.
+pub fn duration_per_million(ms: f64, memory_mb: u32, p: &Prices) -> f64 {
+    ms / 1000.0 * f64::from(memory_mb) / 1024.0 * p.lambda_gb_second * 1e6
+}
+
 pub fn lines(u: &Usage, p: &Prices) -> Vec<Line> {
     let million = 1e6;
-    let gb = f64::from(u.memory_mb) / 1024.0;
     let invocations = u.requests + 1;
     let ms: u64 = u.handler_ms.iter().sum::<u64>() + u.relay_ms;
     vec![
@@ -93,7 +97,7 @@ pub fn lines(u: &Usage, p: &Prices) -> Vec<Line> {
         Line {
             item: format!("Lambda duration, arm64 at {} MB", u.memory_mb),
             per_migration: format!("{ms} ms"),
-            per_million: ms as f64 / 1000.0 * gb * p.lambda_gb_second * million,
+            per_million: duration_per_million(ms as f64, u.memory_mb, p),
         },
         Line {
             item: "DynamoDB write request units (transactional ones doubled)".into(),

@@ -550,7 +550,12 @@ async fn run(o: &Options) -> String {
          shorter than in a region, where each DynamoDB round trip takes a few milliseconds: \
          every 10 ms more per invocation adds {:.2} USD.\n",
         cost::PRICES_AS_OF,
-        5.0 * 0.010 * f64::from(usage.memory_mb) / 1024.0 * cost::US_EAST_1.lambda_gb_second * 1e6
+        // Ten milliseconds more in each of the five invocations.
+        cost::duration_per_million(
+            10.0 * f64::from(usage.requests + 1),
+            usage.memory_mb,
+            &cost::US_EAST_1
+        )
     )
     .unwrap();
     out.push_str(&cost::table(&usage, &cost::US_EAST_1));

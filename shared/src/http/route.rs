@@ -13,6 +13,17 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in the contract's order.
+    pub const EVERY: [Endpoint; 7] = [
+        Endpoint::Start,
+        Endpoint::Resend,
+        Endpoint::Verify,
+        Endpoint::Migrate,
+        Endpoint::Close,
+        Endpoint::Get,
+        Endpoint::Cancel,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Start => "start",
@@ -75,15 +86,7 @@ pub const fn served(set: Served, endpoint: Endpoint) -> bool {
 }
 
 /// Every endpoint.
-pub const ALL: Served = endpoints(&[
-    Endpoint::Start,
-    Endpoint::Resend,
-    Endpoint::Verify,
-    Endpoint::Migrate,
-    Endpoint::Close,
-    Endpoint::Get,
-    Endpoint::Cancel,
-]);
+pub const ALL: Served = endpoints(&Endpoint::EVERY);
 /// The endpoints that check TOTP codes.
 pub const CHECK_TOTP: Served = endpoints(&[Endpoint::Verify, Endpoint::Close]);
 /// The endpoints that read account facts.
@@ -135,20 +138,10 @@ mod tests {
         route(&method, path).map(|r| (r.endpoint, r.migration_id))
     }
 
-    const EVERY: [Endpoint; 7] = [
-        Endpoint::Start,
-        Endpoint::Resend,
-        Endpoint::Verify,
-        Endpoint::Migrate,
-        Endpoint::Close,
-        Endpoint::Get,
-        Endpoint::Cancel,
-    ];
-
     #[test]
     fn a_set_of_endpoints_holds_exactly_its_members() {
         let verify_and_get = endpoints(&[Endpoint::Verify, Endpoint::Get]);
-        for e in EVERY {
+        for e in Endpoint::EVERY {
             assert_eq!(
                 served(verify_and_get, e),
                 matches!(e, Endpoint::Verify | Endpoint::Get),

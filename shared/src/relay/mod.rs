@@ -26,7 +26,6 @@ pub use event::{BatchItemFailure, BatchResponse, StreamChange, StreamEvent, Stre
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::ops::Not;
 
 use crate::domain::{DomainEvent, NoticeKind, PendingNotice};
 use crate::notify::{Courier, DeliveryError, Message, Notice};
@@ -179,13 +178,6 @@ impl Relay {
         migration_id: &'a str,
         notice: &PendingNotice,
     ) -> Option<&'a str> {
-        self.send_and_record(migration_id, notice)
-            .await
-            .not()
-            .then_some(migration_id)
-    }
-
-    async fn send_and_record(&self, migration_id: &str, notice: &PendingNotice) -> bool {
         let message = Message::Notice(notice_of(notice, migration_id));
         let outcome = match self.courier.deliver(&notice.to, &message).await {
             Ok(()) => "sent",
@@ -197,7 +189,7 @@ impl Relay {
             }
             Err(e) => {
                 tracing::warn!(migration_id, notice = %notice.id, channel = %notice.to.channel(), recipient = %notice.to.masked(), error = %e, "security notice not delivered; retried");
-                return false;
+                return Some(migration_id);
             }
         };
         if let Err(e) = self
@@ -206,9 +198,9 @@ impl Relay {
             .await
         {
             tracing::error!(migration_id, notice = %notice.id, error = %e, "delivery of a notice not recorded");
-            return false;
+            return Some(migration_id);
         }
-        true
+        None
     }
 
     /// Publishes the events not yet published, each account's in sequence
