@@ -26,7 +26,7 @@ impl Drain {
 /// `migrations` complete migrations committed first (relay stopped), then
 /// the relay drains them with batches of `batch` records.
 pub async fn drain_backlog(base: &Stack, inbox: &Inbox, batch: i32, migrations: usize) -> Drain {
-    let stack = Stack::new().await.with_courier(base.app.courier.clone());
+    let stack = Stack::new().await.with_courier(base.courier());
     warm::throughput(&stack, inbox, 4, migrations).await;
     let relay = stack.relay().await;
     let mut poller = poller(&relay).await.with_batch_size(batch);
@@ -52,7 +52,7 @@ pub async fn commit_to_queue(
     migrations: usize,
     poll_every: Duration,
 ) -> Vec<Duration> {
-    let stack = Stack::new().await.with_courier(base.app.courier.clone());
+    let stack = Stack::new().await.with_courier(base.courier());
     let relay = stack.relay().await;
     let mut poller = poller(&relay).await;
     let background = tokio::spawn(async move {

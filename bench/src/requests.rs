@@ -1,11 +1,27 @@
 //! DynamoDB requests per step, counted exactly: the store's client carries an
 //! interceptor that counts every request it transmits (retries included),
 //! keyed by operation, and a complete migration is driven through the
-//! handler.
+//! handler. The same interceptor asks each request for its consumed capacity
+//! and adds it up, as on-demand billing would: read and write request units.
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::{
+    batch_get_item::{BatchGetItemInput, BatchGetItemOutput},
+    delete_item::{DeleteItemInput, DeleteItemOutput},
+    get_item::{GetItemInput, GetItemOutput},
+    put_item::{PutItemInput, PutItemOutput},
+    query::{QueryInput, QueryOutput},
+    transact_write_items::{TransactWriteItemsInput, TransactWriteItemsOutput},
+    update_item::{UpdateItemInput, UpdateItemOutput},
+};
+use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
+use aws_smithy_runtime_api::client::interceptors::context::{Input, Output};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use contact_migration::domain::Channel;
 use contact_migration::store::Store;
 use contact_migration::App;
 use end_to_end::{dynamodb_endpoint, local_config, unique_email, unix_now, Stack};
@@ -14,19 +30,78 @@ use std::sync::{Arc, Mutex};
 
 use crate::flow::{self, expect, Inbox, Req};
 
-/// Requests per DynamoDB operation since the last [`RequestCounter::take`].
+/// Requests per DynamoDB operation, and the request units they consumed,
+/// since the last [`RequestCounter::take`].
 #[derive(Clone, Debug, Default)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u32>>>);
+pub struct RequestCounter(Arc<Mutex<Counts>>);
 
 impl RequestCounter {
     pub fn take(&self) -> Counts {
-        Counts(std::mem::take(&mut *self.0.lock().unwrap()))
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// Sets `ReturnConsumedCapacity: TOTAL` on the input of each operation the
+/// store sends.
+fn ask_capacity(input: &mut Input) {
+    let total = Some(ReturnConsumedCapacity::Total);
+    if let Some(i) = input.downcast_mut::<GetItemInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<BatchGetItemInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<QueryInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<PutItemInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<UpdateItemInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<DeleteItemInput>() {
+        i.return_consumed_capacity = total;
+    } else if let Some(i) = input.downcast_mut::<TransactWriteItemsInput>() {
+        i.return_consumed_capacity = total;
+    }
+}
+
+fn units<'a>(capacity: impl IntoIterator<Item = &'a ConsumedCapacity>) -> f64 {
+    capacity.into_iter().filter_map(|c| c.capacity_units).sum()
+}
+
+/// The request units an answer reports: (read, write). A transactional
+/// write costs twice a standard one; DynamoDB Local reports the standard
+/// figure, so it is doubled here.
+fn consumed(output: &Output) -> (f64, f64) {
+    if let Some(o) = output.downcast_ref::<GetItemOutput>() {
+        (units(&o.consumed_capacity), 0.0)
+    } else if let Some(o) = output.downcast_ref::<BatchGetItemOutput>() {
+        (units(o.consumed_capacity.iter().flatten()), 0.0)
+    } else if let Some(o) = output.downcast_ref::<QueryOutput>() {
+        (units(&o.consumed_capacity), 0.0)
+    } else if let Some(o) = output.downcast_ref::<PutItemOutput>() {
+        (0.0, units(&o.consumed_capacity))
+    } else if let Some(o) = output.downcast_ref::<UpdateItemOutput>() {
+        (0.0, units(&o.consumed_capacity))
+    } else if let Some(o) = output.downcast_ref::<DeleteItemOutput>() {
+        (0.0, units(&o.consumed_capacity))
+    } else if let Some(o) = output.downcast_ref::<TransactWriteItemsOutput>() {
+        (0.0, 2.0 * units(o.consumed_capacity.iter().flatten()))
+    } else {
+        (0.0, 0.0)
     }
 }
 
 impl Intercept for RequestCounter {
     fn name(&self) -> &'static str {
         "RequestCounter"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        ask_capacity(context.input_mut());
+        Ok(())
     }
 
     fn read_before_transmit(
@@ -39,17 +114,44 @@ impl Intercept for RequestCounter {
             .load::<Metadata>()
             .map(|m| m.name().to_owned())
             .unwrap_or_else(|| "unknown".into());
-        *self.0.lock().unwrap().entry(operation).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .requests
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if let Ok(output) = context.output_or_error() {
+            let (read, write) = consumed(output);
+            let mut counts = self.0.lock().unwrap();
+            counts.read_units += read;
+            counts.write_units += write;
+        }
         Ok(())
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts(pub BTreeMap<String, u32>);
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counts {
+    pub requests: BTreeMap<String, u32>,
+    /// Read request units (strongly consistent: 1 per 4 KB item read).
+    pub read_units: f64,
+    /// Write request units, transactional ones doubled.
+    pub write_units: f64,
+}
 
 impl Counts {
     pub fn total(&self) -> u32 {
-        self.0.values().sum()
+        self.requests.values().sum()
     }
 
     /// `GetItem 2, PutItem 1, ...`, reads first.
@@ -63,7 +165,7 @@ impl Counts {
             "TransactWriteItems" => 5,
             _ => 6,
         };
-        let mut ops: Vec<_> = self.0.iter().collect();
+        let mut ops: Vec<_> = self.requests.iter().collect();
         ops.sort_by_key(|(op, _)| (order(op), op.to_string()));
         ops.iter()
             .map(|(op, n)| format!("{op} {n}"))
@@ -72,9 +174,11 @@ impl Counts {
     }
 
     pub fn add(&mut self, other: &Counts) {
-        for (op, n) in &other.0 {
-            *self.0.entry(op.clone()).or_default() += n;
+        for (op, n) in &other.requests {
+            *self.requests.entry(op.clone()).or_default() += n;
         }
+        self.read_units += other.read_units;
+        self.write_units += other.write_units;
     }
 }
 
@@ -103,9 +207,24 @@ pub async fn counting_stack(stack: &Stack) -> (Stack, RequestCounter) {
     (Stack::of(app), counter)
 }
 
+/// What a completed migration costs besides its steps' requests: the
+/// relay's delivery of its outbox, and what that delivery sends.
+pub struct Relayed {
+    /// The relay's DynamoDB requests for the close's outbox.
+    pub counts: Counts,
+    /// Security notices by email and by SMS.
+    pub emails: usize,
+    pub sms: usize,
+    /// Domain events published.
+    pub events: usize,
+    /// How long the relay's handler took to deliver it all.
+    pub took: std::time::Duration,
+}
+
 /// Drives every step once (and the two other verify outcomes) and returns
-/// the requests each made.
-pub async fn measure(stack: &Stack) -> Vec<Row> {
+/// the requests each made, and what the relay did with the completed
+/// migration's outbox.
+pub async fn measure(stack: &Stack) -> (Vec<Row>, Relayed) {
     let (stack, counter) = counting_stack(stack).await;
     let app = &stack.app;
     let inbox = Inbox::emulator();
@@ -136,6 +255,35 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
     let migrate = counter.take();
     expect(app, main, &Req::close(&prepared.id), later, 200).await;
     let close = counter.take();
+    let relay = stack.relay().await;
+    counter.take();
+    let began = std::time::Instant::now();
+    let undelivered = relay
+        .redeliver(std::slice::from_ref(&prepared.id))
+        .await
+        .expect("the outbox is read");
+    let took = began.elapsed();
+    assert!(undelivered.is_empty(), "the relay delivered everything");
+    let relayed = counter.take();
+    let outbox = app
+        .store
+        .outbox(&prepared.id)
+        .await
+        .expect("the outbox is read")
+        .expect("the close wrote its outbox")
+        .outbox;
+    let by_email = outbox
+        .notices
+        .iter()
+        .filter(|n| n.to.channel() == Channel::Email)
+        .count();
+    let relayed = Relayed {
+        counts: relayed,
+        emails: by_email,
+        sms: outbox.notices.len() - by_email,
+        events: outbox.events.len(),
+        took,
+    };
     expect(app, main, &Req::get(&prepared.id), later, 200).await;
     let get = counter.take();
 
@@ -241,5 +389,5 @@ pub async fn measure(stack: &Stack) -> Vec<Row> {
         counts: completed,
         floor: (floor, "sum of the floors of its steps"),
     });
-    rows
+    (rows, relayed)
 }

@@ -6,14 +6,18 @@ use crate::domain::quota::{Hit, Quota, QuotaKind};
 use crate::domain::{Account, CodeKey, Error, Migration, Policy, Sequence, Timestamp};
 use crate::facts::Facts;
 use crate::notify::Courier;
+use crate::secrets::Codes;
 use crate::store::{QuotaLog, Store};
 use crate::vault::Vault;
 
 #[derive(Clone, Debug)]
 pub struct App {
     pub store: Store,
-    pub courier: Courier,
-    pub codes: CodeKey,
+    /// Sends codes; only the functions that send them have one (and the
+    /// SES and SNS clients and permissions that come with it).
+    pub courier: Option<Courier>,
+    /// The code key; see [`Codes`].
+    pub codes: Codes,
     /// Opens TOTP secrets; only the functions that check TOTP codes have
     /// one (and the KMS client and permission that come with it).
     pub vault: Option<Vault>,
@@ -104,6 +108,18 @@ impl App {
             Error::Internal("this function has no TOTP key to open secrets with".into())
         })?;
         vault.open(&account.account_id, sealed).await.map(Some)
+    }
+
+    /// The code key, waiting for its read from SSM if it is not back yet.
+    pub async fn code_key(&self) -> Result<&CodeKey, Error> {
+        self.codes.key().await
+    }
+
+    /// The courier codes are sent with.
+    pub fn courier(&self) -> Result<&Courier, Error> {
+        self.courier
+            .as_ref()
+            .ok_or_else(|| Error::Internal("this function sends no codes".into()))
     }
 
     /// Takes one event from each quota, all or none (one conditional write):

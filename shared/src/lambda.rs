@@ -27,15 +27,13 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::{
-    code_key, facts_key, CodeKeySource, Config, ConfigError, FactsKeySource, FactsSource,
-    RelayConfig, TlsRoots,
-};
-use crate::domain::{CodeKey, Timestamp};
+use crate::config::{Config, ConfigError, FactsSource, RelayConfig, TlsRoots};
+use crate::domain::Timestamp;
 use crate::facts::{Facts, FactsKey, HttpFacts};
-use crate::http::{self, Endpoint};
+use crate::http::{self, Served, CHECK_TOTP, DELIVER_CODES, READ_FACTS, USE_CODE_KEY};
 use crate::notify::Courier;
 use crate::relay::{EventBus, Relay, StreamEvent};
+pub use crate::secrets::{resolve_code_key, resolve_facts_key, Codes};
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -70,94 +68,6 @@ pub fn now() -> Timestamp {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as Timestamp)
         .unwrap_or_default()
-}
-
-/// The code key from its source: as given, or read from SSM Parameter Store
-/// with decryption. From SSM, one `GetParameterHistory` gives the latest
-/// version (the key) and the one before it (the previous key, still accepted
-/// for codes sent before a rotation); a rotation is a plain
-/// `put-parameter --overwrite`, picked up by each function's next start.
-pub async fn resolve_code_key(
-    aws: &aws_config::SdkConfig,
-    source: &CodeKeySource,
-) -> Result<CodeKey, lambda_http::Error> {
-    let name = match source {
-        CodeKeySource::Env(key) => return Ok(key.clone()),
-        CodeKeySource::Ssm(name) => name,
-    };
-    let failed = |e: &dyn std::fmt::Display| format!("reading the code key parameter {name}: {e}");
-    // Oldest first, a page at a time: the last two versions are wanted.
-    let mut versions: Vec<(i64, String)> = Vec::new();
-    let mut pages = aws_sdk_ssm::Client::new(aws)
-        .get_parameter_history()
-        .name(name)
-        .with_decryption(true)
-        .max_results(50)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| failed(&aws_sdk_ssm::error::DisplayErrorContext(&e)))?;
-        versions.extend(
-            page.parameters
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|p| Some((p.version, p.value?))),
-        );
-        versions.sort_by_key(|(version, _)| *version);
-        let keep = versions.len().saturating_sub(2);
-        versions.drain(..keep);
-    }
-    let mut versions = versions.into_iter().rev();
-    let (_, latest) = versions
-        .next()
-        .ok_or_else(|| format!("the code key parameter {name} has no value"))?;
-    let key = code_key(&latest, "CODE_HMAC_SECRET_PARAMETER")?;
-    Ok(match versions.next() {
-        // A previous version too short to be a key is one from before keys
-        // had to be long; codes made with it cannot exist.
-        Some((_, previous)) => match code_key(&previous, "CODE_HMAC_SECRET_PARAMETER") {
-            Ok(previous) => key.replacing(previous),
-            Err(_) => key,
-        },
-        None => key,
-    })
-}
-
-/// The facts endpoint's signing key, when facts are read over HTTP: as
-/// given, or read once from SSM Parameter Store with decryption (a rotation
-/// is a `put-parameter --overwrite` on both sides, picked up at each
-/// function's next start).
-pub async fn resolve_facts_key(
-    aws: &aws_config::SdkConfig,
-    source: &FactsSource,
-) -> Result<Option<FactsKey>, lambda_http::Error> {
-    let name = match source {
-        FactsSource::Table => return Ok(None),
-        FactsSource::Http {
-            key: FactsKeySource::Env(key),
-            ..
-        } => return Ok(Some(key.clone())),
-        FactsSource::Http {
-            key: FactsKeySource::Ssm(name),
-            ..
-        } => name,
-    };
-    let value = aws_sdk_ssm::Client::new(aws)
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "reading the facts key parameter {name}: {}",
-                aws_sdk_ssm::error::DisplayErrorContext(&e)
-            )
-        })?
-        .parameter
-        .and_then(|p| p.value)
-        .ok_or_else(|| format!("the facts key parameter {name} has no value"))?;
-    Ok(Some(facts_key(&value, "FACTS_HMAC_SECRET_PARAMETER")?))
 }
 
 /// The facts port the configuration names; `facts_key` is the resolved key
@@ -251,69 +161,86 @@ pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
 /// The service's clients, from the SDK configuration (the
 /// `AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`,
 /// `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_KMS` variables point them at
-/// local emulators). A KMS client only with a TOTP key: the functions that
-/// check no TOTP code neither build one nor may use the key.
-pub fn app(
+/// local emulators), for a function serving `SERVED`. SES and SNS clients
+/// only where codes are sent; a KMS client only with a TOTP key: the
+/// functions that check no TOTP code neither build one nor may use the key;
+/// the facts over HTTP only where facts are read. The conditions are
+/// constants, so what a function does not build is not in its binary.
+pub fn app<const SERVED: Served>(
     aws: &SdkConfig,
     config: &Config,
-    codes: CodeKey,
+    codes: Codes,
     totp_key: Option<String>,
     facts_key: Option<FactsKey>,
 ) -> App {
     let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
     App {
-        facts: facts(&store, &config.facts, facts_key),
+        facts: if SERVED & READ_FACTS != 0 {
+            facts(&store, &config.facts, facts_key)
+        } else {
+            Facts::Table(store.clone())
+        },
         store,
-        courier: Courier::new(
-            aws_sdk_sesv2::Client::new(aws),
-            &config.sender_email,
-            aws_sdk_sns::Client::new(aws),
-            config.sms_sender_id.clone(),
-        )
-        .with_sms_rule(config.policy.sms.clone()),
+        courier: (SERVED & DELIVER_CODES != 0).then(|| {
+            Courier::new(
+                aws_sdk_sesv2::Client::new(aws),
+                &config.sender_email,
+                aws_sdk_sns::Client::new(aws),
+                config.sms_sender_id.clone(),
+            )
+            .with_sms_rule(config.policy.sms.clone())
+        }),
         codes,
-        vault: totp_key.map(|key| Vault::new(aws_sdk_kms::Client::new(aws), key)),
+        vault: totp_key
+            .filter(|_| SERVED & CHECK_TOTP != 0)
+            .map(|key| Vault::new(aws_sdk_kms::Client::new(aws), key)),
         policy: config.policy.clone(),
     }
 }
 
-/// Runs a Lambda function that serves `endpoints`.
+/// Runs a Lambda function that serves the endpoints `SERVED`
+/// (`run::<{ http::endpoints(&[...]) }>()`).
 ///
-/// Init reads the configuration, the code key and (where an endpoint reads
-/// account facts over HTTP) the facts key, so a bad one fails init
-/// (as does a missing `TOTP_KEY_ID` where an endpoint checks TOTP codes),
-/// and asks for the first event. The SDK clients are built when that event
+/// Init reads the configuration and (where an endpoint reads account facts
+/// over HTTP) the facts key, so a bad one fails init (as does a missing
+/// `TOTP_KEY_ID` where an endpoint checks TOTP codes), starts reading the
+/// code key where an endpoint makes or checks codes ([`Codes::read`]), and
+/// asks for the first event. The SDK clients are built when that event
 /// arrives, once: each costs a tenth of a millisecond or more of CPU (every
 /// service crate parses its endpoint rules when its first client is made),
 /// and building them on another thread during init cost more CPU in all
 /// (BENCHMARKS.md) for no gain where a function has less than one CPU, as
 /// Lambda functions below 1,769 MB do.
-pub async fn run(endpoints: &'static [Endpoint]) -> Result<(), lambda_http::Error> {
+pub async fn run<const SERVED: Served>() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
     let aws = sdk_config(config.tls_roots).await;
-    let codes = resolve_code_key(&aws, &config.code_key).await?;
-    let totp_key = endpoints
-        .iter()
-        .any(|e| e.checks_totp())
-        .then(|| {
+    let codes = if SERVED & USE_CODE_KEY != 0 {
+        Codes::read(&aws, &config.code_key)
+    } else {
+        Codes::Absent
+    };
+    let totp_key = if SERVED & CHECK_TOTP != 0 {
+        Some(
             config
                 .totp_key_id
                 .clone()
-                .ok_or(ConfigError::Missing("TOTP_KEY_ID"))
-        })
-        .transpose()?;
-    let facts_key = if endpoints.iter().any(|e| e.reads_facts()) {
+                .ok_or(ConfigError::Missing("TOTP_KEY_ID"))?,
+        )
+    } else {
+        None
+    };
+    let facts_key = if SERVED & READ_FACTS != 0 {
         resolve_facts_key(&aws, &config.facts).await?
     } else {
         None
     };
     let auth = config.auth;
-    let app = LazyLock::new(move || app(&aws, &config, codes, totp_key, facts_key));
+    let app = LazyLock::new(move || app::<SERVED>(&aws, &config, codes, totp_key, facts_key));
     let app = &app;
     let handler = service_fn(move |request: Request| async move {
         let app: &App = app;
-        Ok::<Response<Body>, Infallible>(http::serve(app, auth, endpoints, request, now()).await)
+        Ok::<Response<Body>, Infallible>(http::serve::<SERVED>(app, auth, request, now()).await)
     });
     // What `lambda_http::run` does, with the event sanitised before
     // lambda_http converts it to a request (see `http::event`).
@@ -352,7 +279,10 @@ pub async fn run_relay() -> Result<(), lambda_http::Error> {
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<StreamEvent>| async move {
             let relay: &Relay = relay;
-            Ok::<_, Infallible>(relay.handle(event.payload).await)
+            // Boxed: the handler's future nests the delivery's bounded
+            // concurrency deeply enough to exceed the compiler's layout
+            // depth when inlined into the runtime's.
+            Ok::<_, Infallible>(Box::pin(relay.handle(event.payload)).await)
         },
     ))
     .await

@@ -11,6 +11,7 @@ pub mod http;
 pub mod lambda;
 pub mod notify;
 pub mod relay;
+pub mod secrets;
 pub mod steps;
 pub mod store;
 pub mod vault;

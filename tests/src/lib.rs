@@ -11,7 +11,7 @@ use contact_migration::domain::{
     totp, Account, AccountStatus, Channel, CodeKey, Contact, Policy, Timestamp,
 };
 use contact_migration::facts::{Changed, Facts, FactsChange, FactsKey, HttpFacts};
-use contact_migration::http::{self, AuthMode, Endpoint};
+use contact_migration::http::{self, AuthMode, Served};
 use contact_migration::notify::Courier;
 use contact_migration::store::Store;
 use contact_migration::vault::Vault;
@@ -27,15 +27,8 @@ pub mod invariants;
 pub mod relay;
 pub mod wire;
 
-pub const ALL_ENDPOINTS: &[Endpoint] = &[
-    Endpoint::Start,
-    Endpoint::Resend,
-    Endpoint::Verify,
-    Endpoint::Migrate,
-    Endpoint::Close,
-    Endpoint::Get,
-    Endpoint::Cancel,
-];
+/// Every endpoint, as the stack serves them in process.
+pub const ALL_ENDPOINTS: Served = http::ALL;
 
 pub const ACKNOWLEDGE_ALL: &[&str] = &[
     "account_closure_permanent",
@@ -380,8 +373,8 @@ impl Stack {
             app: App {
                 facts: test_facts(&store).await,
                 store,
-                courier,
-                codes: CodeKey::new(TEST_SECRET).expect("long enough"),
+                courier: Some(courier),
+                codes: CodeKey::new(TEST_SECRET).expect("long enough").into(),
                 vault: Some(local_vault().await),
                 policy,
             },
@@ -399,11 +392,30 @@ impl Stack {
         }
     }
 
+    /// Deletes the stack's table, once a test is done with it: long runs
+    /// (`make soak`) make thousands of stacks, and DynamoDB Local slows down
+    /// as its tables, each with a stream, pile up. Best effort.
+    pub async fn drop_table(&self) {
+        let _ = self
+            .app
+            .store
+            .client()
+            .delete_table()
+            .table_name(self.app.store.table())
+            .send()
+            .await;
+    }
+
+    /// The stack's courier (SES and SNS emulators).
+    pub fn courier(&self) -> Courier {
+        self.app.courier.clone().expect("the stack sends codes")
+    }
+
     /// The same table and policy, with code delivery through `courier`.
     pub fn with_courier(&self, courier: Courier) -> Stack {
         Stack {
             app: App {
-                courier,
+                courier: Some(courier),
                 ..self.app.clone()
             },
             http: self.http.clone(),
@@ -423,7 +435,7 @@ impl Stack {
     pub async fn relay(&self) -> contact_migration::relay::Relay {
         contact_migration::relay::Relay {
             store: self.app.store.clone(),
-            courier: self.app.courier.clone(),
+            courier: self.courier(),
             bus: self.event_sink().await.bus(),
         }
     }
@@ -610,7 +622,7 @@ impl Stack {
         // Boxed: every step's future is inside `serve`'s, and tests that
         // await many requests in one function would carry them all on a
         // test thread's stack (debug builds do not overlap their storage).
-        let response = Box::pin(http::serve(&self.app, auth, ALL_ENDPOINTS, request, now)).await;
+        let response = Box::pin(http::serve::<ALL_ENDPOINTS>(&self.app, auth, request, now)).await;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

@@ -4,26 +4,26 @@
 //! account, drives a whole migration through the function that serves it.
 
 use contact_migration::domain::Timestamp;
-use contact_migration::http::{self, route, AuthMode, Endpoint};
+use contact_migration::http::{self, endpoints, route, served, AuthMode, Endpoint, Served};
 use end_to_end::{unique_email, unix_now, AccountSpec, Stack, TestAccount};
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use serde_json::{json, Value};
 
 /// What each function serves, as its `main.rs` wires it.
-const SEND_CODES: &[Endpoint] = &[
+const SEND_CODES: Served = endpoints(&[
     Endpoint::Start,
     Endpoint::Resend,
     Endpoint::Get,
     Endpoint::Cancel,
-];
-const VERIFY: &[Endpoint] = &[Endpoint::Verify];
-const MIGRATE: &[Endpoint] = &[Endpoint::Migrate];
-const CLOSE: &[Endpoint] = &[Endpoint::Close];
-const FUNCTIONS: &[&[Endpoint]] = &[SEND_CODES, VERIFY, MIGRATE, CLOSE];
+]);
+const VERIFY: Served = endpoints(&[Endpoint::Verify]);
+const MIGRATE: Served = endpoints(&[Endpoint::Migrate]);
+const CLOSE: Served = endpoints(&[Endpoint::Close]);
+const FUNCTIONS: &[Served] = &[SEND_CODES, VERIFY, MIGRATE, CLOSE];
 
 /// Sample name, the endpoint it is for, the function that serves it.
-const SAMPLES: &[(&str, Endpoint, &[Endpoint])] = &[
+const SAMPLES: &[(&str, Endpoint, Served)] = &[
     ("start", Endpoint::Start, SEND_CODES),
     ("resend", Endpoint::Resend, SEND_CODES),
     ("get", Endpoint::Get, SEND_CODES),
@@ -52,7 +52,7 @@ fn sample_body(name: &str) -> Value {
 fn functions_serving(endpoint: Endpoint) -> usize {
     FUNCTIONS
         .iter()
-        .filter(|served| served.contains(&endpoint))
+        .filter(|set| served(**set, endpoint))
         .count()
 }
 
@@ -98,12 +98,19 @@ impl std::fmt::Debug for Answer {
 
 async fn invoke(
     stack: &Stack,
-    served: &[Endpoint],
+    function: Served,
     request: lambda_http::Request,
     now: Timestamp,
 ) -> Answer {
     // AuthMode::Jwt, as in production: the caller is the `sub` claim only.
-    let response = http::serve(&stack.app, AuthMode::Jwt, served, request, now).await;
+    let (app, auth) = (&stack.app, AuthMode::Jwt);
+    let response = match function {
+        SEND_CODES => http::serve::<SEND_CODES>(app, auth, request, now).await,
+        VERIFY => http::serve::<VERIFY>(app, auth, request, now).await,
+        MIGRATE => http::serve::<MIGRATE>(app, auth, request, now).await,
+        CLOSE => http::serve::<CLOSE>(app, auth, request, now).await,
+        _ => panic!("not a function's set of endpoints: {function:#b}"),
+    };
     let bytes: &[u8] = response.body().as_ref();
     Answer {
         status: response.status().as_u16(),
@@ -111,11 +118,11 @@ async fn invoke(
     }
 }
 
-fn served_by(name: &str) -> &'static [Endpoint] {
+fn served_by(name: &str) -> Served {
     SAMPLES
         .iter()
         .find(|(n, _, _)| *n == name)
-        .map(|(_, _, served)| *served)
+        .map(|(_, _, function)| *function)
         .expect("known sample")
 }
 
@@ -138,7 +145,7 @@ async fn send(
 
 #[test]
 fn every_sample_is_an_http_api_event_for_its_route() {
-    for (name, endpoint, served) in SAMPLES {
+    for (name, endpoint, function) in SAMPLES {
         let raw = sample(name);
         assert_eq!(raw["version"], "2.0", "{name}");
         assert!(
@@ -155,7 +162,10 @@ fn every_sample_is_an_http_api_event_for_its_route() {
             )
         });
         assert_eq!(routed.endpoint, *endpoint, "{name}");
-        assert!(served.contains(endpoint), "{name}: its function serves it");
+        assert!(
+            served(*function, *endpoint),
+            "{name}: its function serves it"
+        );
         assert_eq!(
             functions_serving(*endpoint),
             1,
@@ -274,9 +284,9 @@ async fn samples_drive_a_whole_migration_through_their_functions() {
 async fn samples_as_shipped_name_no_real_account_or_migration() {
     let stack = Stack::new().await;
     let now = unix_now();
-    for (name, _, served) in SAMPLES {
+    for (name, _, function) in SAMPLES {
         let request = lambda_http::request::from_str(&sample_text(name)).unwrap();
-        let answer = invoke(&stack, served, request, now).await;
+        let answer = invoke(&stack, *function, request, now).await;
         // The samples' caller has no account here, and every step first
         // checks that the caller's account is active.
         let (status, code) = (403, "account_not_active");
@@ -291,8 +301,8 @@ async fn a_sample_sent_to_another_function_is_not_found() {
     let main = stack.account(AccountSpec::default()).await;
     let now = unix_now();
     for (name, endpoint, _) in SAMPLES {
-        for other in FUNCTIONS.iter().filter(|served| !served.contains(endpoint)) {
-            let answer = invoke(&stack, other, event(name, &main.id, None, None), now).await;
+        for other in FUNCTIONS.iter().filter(|set| !served(**set, *endpoint)) {
+            let answer = invoke(&stack, *other, event(name, &main.id, None, None), now).await;
             assert_eq!(answer.status, 404, "{name}: {answer:?}");
             assert_eq!(answer.body["error"]["code"], "not_found", "{name}");
         }

@@ -7,14 +7,8 @@ use serde_json::{json, Value};
 
 async fn serve(stack: &Stack, event: &Value) -> Answer {
     let request = http::request_from_str(&event.to_string()).expect("an API Gateway event");
-    let response = http::serve(
-        &stack.app,
-        AuthMode::Jwt,
-        ALL_ENDPOINTS,
-        request,
-        unix_now(),
-    )
-    .await;
+    let response =
+        http::serve::<ALL_ENDPOINTS>(&stack.app, AuthMode::Jwt, request, unix_now()).await;
     let bytes: &[u8] = response.body().as_ref();
     Answer {
         status: response.status().as_u16(),

@@ -852,7 +852,7 @@ async fn complete_migration_over_http(stack: &Stack, port: u16) {
 /// own conversion, does not panic on events API Gateway would not send).
 async fn serve_event(stack: &Stack, event: &Value, auth: AuthMode) -> Answer {
     let request = edge::request_from_str(&event.to_string()).expect("a valid API Gateway event");
-    let response = edge::serve(&stack.app, auth, ALL_ENDPOINTS, request, unix_now()).await;
+    let response = edge::serve::<ALL_ENDPOINTS>(&stack.app, auth, request, unix_now()).await;
     let status = response.status().as_u16();
     let bytes: &[u8] = response.body().as_ref();
     Answer {

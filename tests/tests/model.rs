@@ -1128,7 +1128,9 @@ fn random_sequences_follow_the_model_and_keep_every_invariant() {
                 world.step(op).await?;
                 world.consistent(op).await?;
             }
-            world.delivered().await
+            world.delivered().await?;
+            world.stack.drop_table().await;
+            Ok(())
         })
     });
     println!(

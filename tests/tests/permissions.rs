@@ -11,8 +11,8 @@
 //! and on the failure paths that send something different, and the relay
 //! delivers what those steps committed to the outbox, a failed delivery and
 //! its retry included; each request is attributed to the function the
-//! template routes its endpoint to (the code key read at init to every
-//! function whose `main` is `lambda::run`), or to the relay. Each function's
+//! template routes its endpoint to (the code key, read from init on, to every
+//! function serving an endpoint that makes or checks codes), or to the relay. Each function's
 //! role, evaluated for this deployment, must allow each access seen and
 //! nothing else: every action, resource and `dynamodb:LeadingKeys` pattern
 //! of its statements must be needed by some access. What Lambda does with a
@@ -62,14 +62,14 @@ fn route(method: &str, path: &str) -> Endpoint {
 }
 
 /// What sent a request: an endpoint's name, or one of these.
-const INIT: &str = "init";
+const CODE_KEY: &str = "code key";
 const RELAY_INIT: &str = "relay init";
 const RELAY: &str = "relay";
 
 /// What `functions/<binary>/src/main.rs` runs.
 #[derive(Debug, PartialEq, Eq)]
 enum Main {
-    /// `lambda::run` (whose init reads the code key), with these endpoints.
+    /// `lambda::run`, with these endpoints.
     Http(BTreeSet<String>),
     /// `lambda::run_relay`.
     Relay,
@@ -82,7 +82,7 @@ fn main_of(binary: &str) -> Main {
         .join("src/main.rs");
     let source = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    if source.contains("lambda::run(") {
+    if source.contains("lambda::run::<") {
         Main::Http(
             source
                 .split("Endpoint::")
@@ -104,7 +104,8 @@ fn main_of(binary: &str) -> Main {
     }
 }
 
-/// Whether a request sent by `by` is `function`'s: the HTTP functions' init,
+/// Whether a request sent by `by` is `function`'s: the code key (read by the
+/// functions that make or check codes),
 /// the endpoints the template routes to it, the relay's init and handler.
 fn sent_by(
     function: &Function,
@@ -114,7 +115,10 @@ fn sent_by(
 ) -> bool {
     match main {
         Main::Http(_) => {
-            by == INIT
+            (by == CODE_KEY
+                && served
+                    .iter()
+                    .any(|(e, f)| e.uses_code_key() && *f == function.binary))
                 || served
                     .iter()
                     .any(|(e, f)| e.name() == by && *f == function.binary)
@@ -641,7 +645,7 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     let codes = lambda::resolve_code_key(&aws, &config.code_key)
         .await
         .expect("the code key is read from SSM");
-    seen.keep(INIT, recorder.take());
+    seen.keep(CODE_KEY, recorder.take());
     // The facts key, read at init by the functions that read facts (and
     // only by them), from an SSM parameter of this test's own.
     let facts_key = lambda::resolve_facts_key(&aws, &config.facts)
@@ -652,7 +656,13 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
         assert!(endpoint.reads_facts());
         seen.keep(endpoint.name(), facts_init.clone());
     }
-    let app = lambda::app(&aws, &config, codes, config.totp_key_id.clone(), facts_key);
+    let app = lambda::app::<{ http::ALL }>(
+        &aws,
+        &config,
+        codes.into(),
+        config.totp_key_id.clone(),
+        facts_key,
+    );
     app.store
         .create_table()
         .await

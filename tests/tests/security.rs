@@ -556,7 +556,7 @@ async fn the_duplicate_is_closed_even_without_a_stored_token_version() {
 /// The same table under another code key.
 fn with_codes(stack: &Stack, codes: CodeKey) -> Stack {
     let mut app = stack.app.clone();
-    app.codes = codes;
+    app.codes = codes.into();
     Stack::of(app)
 }
 

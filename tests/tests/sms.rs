@@ -98,7 +98,7 @@ async fn the_courier_sends_no_sms_outside_the_rule_whoever_asks() {
         new_contact: to.clone(),
         migration_id: uuid::Uuid::new_v4().to_string(),
     });
-    let sent = stack.app.courier.deliver(&to, &notice).await;
+    let sent = stack.courier().deliver(&to, &notice).await;
     assert!(matches!(sent, Err(DeliveryError::Refused(_))), "{sent:?}");
     assert!(stack.sms_to(&fixed_line).await.is_empty());
 }

@@ -59,6 +59,7 @@ async fn concurrent_right_verifies_succeed_exactly_once() {
         );
         tally(&mut outcomes, &answers);
         assert_sound(&stack).await;
+        stack.drop_table().await;
     }
     println!(
         "stress verify: {} trials x 12 concurrent right verifies: {outcomes:?}",
@@ -109,6 +110,7 @@ async fn concurrent_closes_of_migrations_of_one_contact_have_one_winner() {
         );
         tally(&mut outcomes, &answers);
         assert_sound(&stack).await;
+        stack.drop_table().await;
     }
     println!(
         "stress close: {} trials x 4 migrations x 3 concurrent closes: {outcomes:?}",
@@ -137,6 +139,7 @@ async fn concurrent_starts_never_exceed_the_quota() {
         );
         tally(&mut outcomes, &answers);
         assert_sound(&stack).await;
+        stack.drop_table().await;
     }
     println!(
         "stress start: {} trials x 15 concurrent starts: {outcomes:?}",

@@ -1,8 +1,8 @@
 //! Checks the three factors of a migration.
 
-use contact_migration::http::Endpoint;
+use contact_migration::http::{endpoints, Endpoint};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_migration::lambda::run(&[Endpoint::Verify]).await
+    contact_migration::lambda::run::<{ endpoints(&[Endpoint::Verify]) }>().await
 }

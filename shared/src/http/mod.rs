@@ -9,7 +9,10 @@ mod route;
 pub use error::error_response;
 pub use event::{request_from_event, request_from_str, sanitize};
 pub use identity::{caller, AuthMode};
-pub use route::{route, Endpoint, Route};
+pub use route::{
+    endpoints, route, served, Endpoint, Route, Served, ALL, CHECK_TOTP, DELIVER_CODES, READ_FACTS,
+    USE_CODE_KEY,
+};
 
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -79,21 +82,21 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, Error> {
         .map_err(|e| Error::InvalidRequest(format!("invalid JSON body: {e}")))
 }
 
-/// Answers one request for a function that serves `served`.
-pub async fn serve(
+/// Answers one request for a function that serves the endpoints `SERVED`
+/// (only their steps are compiled into it).
+pub async fn serve<const SERVED: Served>(
     app: &App,
     auth: AuthMode,
-    served: &[Endpoint],
     request: Request,
     now: Timestamp,
 ) -> Response<Body> {
     let route =
-        route(request.method(), request.uri().path()).filter(|r| served.contains(&r.endpoint));
+        route(request.method(), request.uri().path()).filter(|r| served(SERVED, r.endpoint));
     let result = match &route {
         None => Err(Error::RouteNotFound),
         Some(route) => match caller(&request, auth) {
             Err(e) => Err(e),
-            Ok(caller) => dispatch(app, route, &caller, &request, now).await,
+            Ok(caller) => dispatch::<SERVED>(app, route, &caller, &request, now).await,
         },
     };
     let (response, error_code) = match result {
@@ -113,7 +116,9 @@ pub async fn serve(
     response
 }
 
-async fn dispatch(
+/// The step of `route`, one arm per endpoint of `SERVED`: the guards are
+/// constants, so a function's binary holds only its own steps.
+async fn dispatch<const SERVED: Served>(
     app: &App,
     route: &Route,
     caller: &Caller,
@@ -121,20 +126,30 @@ async fn dispatch(
     now: Timestamp,
 ) -> Result<Response<Body>, Error> {
     let id = route.migration_id.as_deref().unwrap_or_default();
+    let serves = |endpoint| served(SERVED, endpoint);
     match route.endpoint {
-        Endpoint::Start => {
+        Endpoint::Start if serves(Endpoint::Start) => {
             let view = start::start(app, caller, json_body(request)?, now).await?;
             Ok(json_response(StatusCode::CREATED, &view))
         }
-        Endpoint::Resend => ok(start::resend(app, caller, id, now).await?),
-        Endpoint::Verify => ok(verify::verify(app, caller, id, json_body(request)?, now).await?),
-        Endpoint::Migrate => {
+        Endpoint::Resend if serves(Endpoint::Resend) => {
+            ok(start::resend(app, caller, id, now).await?)
+        }
+        Endpoint::Verify if serves(Endpoint::Verify) => {
+            ok(verify::verify(app, caller, id, json_body(request)?, now).await?)
+        }
+        Endpoint::Migrate if serves(Endpoint::Migrate) => {
             let _: EmptyBody = json_body(request)?;
             ok(migrate::migrate(app, caller, id, now).await?)
         }
-        Endpoint::Close => ok(close::close(app, caller, id, json_body(request)?, now).await?),
-        Endpoint::Get => ok(lifecycle::get(app, caller, id, now).await?),
-        Endpoint::Cancel => ok(lifecycle::cancel(app, caller, id, now).await?),
+        Endpoint::Close if serves(Endpoint::Close) => {
+            ok(close::close(app, caller, id, json_body(request)?, now).await?)
+        }
+        Endpoint::Get if serves(Endpoint::Get) => ok(lifecycle::get(app, caller, id, now).await?),
+        Endpoint::Cancel if serves(Endpoint::Cancel) => {
+            ok(lifecycle::cancel(app, caller, id, now).await?)
+        }
+        _ => Err(Error::RouteNotFound),
     }
 }
 

@@ -23,11 +23,20 @@ pub mod local;
 pub use bus::EventBus;
 pub use event::{BatchItemFailure, BatchResponse, StreamChange, StreamEvent, StreamRecord};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 
 use crate::domain::{DomainEvent, NoticeKind, PendingNotice};
 use crate::notify::{Courier, DeliveryError, Message, Notice};
 use crate::store::{Store, StoredOutbox};
+
+/// Outbox items read, and notices sent (each with its record), this many at
+/// a time: a batch of 100 outboxes is drained in a few round trips' time
+/// rather than a few hundred, without a burst that SES's or SNS's sending
+/// rate would throttle (throttled sends are retried by the SDK, then by the
+/// batch's retry).
+const CONCURRENCY: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Relay {
@@ -53,14 +62,18 @@ fn notice_of(notice: &PendingNotice, migration_id: &str) -> Notice {
 impl Relay {
     /// The function's handler: one batch of stream records.
     pub async fn handle(&self, event: StreamEvent) -> BatchResponse {
+        let reads: Vec<_> = event
+            .records
+            .iter()
+            .filter_map(|r| {
+                Some(self.read_outbox(r.inserted_outbox()?, &r.dynamodb.sequence_number))
+            })
+            .collect();
+        let read = bounded(reads).await;
         let mut outboxes = Vec::new();
-        let mut failed = HashSet::new();
-        for record in &event.records {
-            let Some(migration_id) = record.inserted_outbox() else {
-                continue;
-            };
-            let sequence = record.dynamodb.sequence_number.clone();
-            match self.store.outbox(migration_id).await {
+        let mut failed: HashSet<&str> = HashSet::new();
+        for (migration_id, sequence, stored) in read {
+            match stored {
                 Ok(Some(stored)) => outboxes.push((sequence, stored)),
                 // Expired long after its delivery: nothing left to do.
                 Ok(None) => tracing::warn!(migration_id, "outbox item no longer stored"),
@@ -75,14 +88,14 @@ impl Relay {
             outboxes
                 .iter()
                 .filter(|(_, stored)| undelivered.contains(&stored.outbox.migration_id))
-                .map(|(sequence, _)| sequence.clone()),
+                .map(|(sequence, _)| *sequence),
         );
         BatchResponse {
             batch_item_failures: event
                 .records
                 .iter()
                 .map(|r| &r.dynamodb.sequence_number)
-                .filter(|sequence| failed.contains(*sequence))
+                .filter(|sequence| failed.contains(sequence.as_str()))
                 .map(|sequence| BatchItemFailure {
                     item_identifier: sequence.clone(),
                 })
@@ -110,12 +123,24 @@ impl Relay {
     /// Notices and events of `outboxes`; answers the migrations whose
     /// outbox is not all delivered.
     async fn deliver<K>(&self, outboxes: &[(K, StoredOutbox)]) -> HashSet<String> {
-        let mut undelivered = HashSet::new();
-        for (_, stored) in outboxes {
-            if !self.send_notices(stored).await {
-                undelivered.insert(stored.outbox.migration_id.clone());
-            }
-        }
+        let notices = outboxes.iter().flat_map(|(_, stored)| {
+            let id = stored.outbox.migration_id.as_str();
+            stored
+                .outbox
+                .notices
+                .iter()
+                .filter(|notice| !stored.delivered.contains_key(&notice.id))
+                .map(move |notice| (id, notice))
+        });
+        let sends: Vec<_> = notices
+            .map(|(id, notice)| self.send_notice(id, notice))
+            .collect();
+        let mut undelivered: HashSet<String> = bounded(sends)
+            .await
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect();
         let events: Vec<(&DomainEvent, &str)> = outboxes
             .iter()
             .flat_map(|(_, stored)| {
@@ -127,39 +152,55 @@ impl Relay {
         undelivered
     }
 
-    /// Sends the outbox's notices not yet delivered; answers whether all are.
-    async fn send_notices(&self, stored: &StoredOutbox) -> bool {
-        let migration_id = stored.outbox.migration_id.as_str();
-        let mut all = true;
-        for notice in &stored.outbox.notices {
-            if stored.delivered.contains_key(&notice.id) {
-                continue;
+    /// The outbox item a stream record announced, with the record's
+    /// sequence number.
+    async fn read_outbox<'a>(
+        &self,
+        migration_id: &'a str,
+        sequence: &'a str,
+    ) -> (
+        &'a str,
+        &'a str,
+        Result<Option<StoredOutbox>, crate::domain::Error>,
+    ) {
+        (
+            migration_id,
+            sequence,
+            self.store.outbox(migration_id).await,
+        )
+    }
+
+    /// Sends one notice of `migration_id`'s outbox and records it; answers
+    /// `None` when it is delivered (or refused for good) and recorded,
+    /// otherwise the migration.
+    async fn send_notice<'a>(
+        &self,
+        migration_id: &'a str,
+        notice: &PendingNotice,
+    ) -> Option<&'a str> {
+        let message = Message::Notice(notice_of(notice, migration_id));
+        let outcome = match self.courier.deliver(&notice.to, &message).await {
+            Ok(()) => "sent",
+            // Never deliverable (an SMS destination outside the allowed
+            // countries): recorded, so it is not retried forever.
+            Err(DeliveryError::Refused(reason)) => {
+                tracing::warn!(migration_id, notice = %notice.id, recipient = %notice.to.masked(), reason, "security notice refused");
+                "refused"
             }
-            let message = Message::Notice(notice_of(notice, migration_id));
-            let outcome = match self.courier.deliver(&notice.to, &message).await {
-                Ok(()) => "sent",
-                // Never deliverable (an SMS destination outside the allowed
-                // countries): recorded, so it is not retried forever.
-                Err(DeliveryError::Refused(reason)) => {
-                    tracing::warn!(migration_id, notice = %notice.id, recipient = %notice.to.masked(), reason, "security notice refused");
-                    "refused"
-                }
-                Err(e) => {
-                    tracing::warn!(migration_id, notice = %notice.id, channel = %notice.to.channel(), recipient = %notice.to.masked(), error = %e, "security notice not delivered; retried");
-                    all = false;
-                    continue;
-                }
-            };
-            if let Err(e) = self
-                .store
-                .record_notice(migration_id, &notice.id, outcome)
-                .await
-            {
-                tracing::error!(migration_id, notice = %notice.id, error = %e, "delivery of a notice not recorded");
-                all = false;
+            Err(e) => {
+                tracing::warn!(migration_id, notice = %notice.id, channel = %notice.to.channel(), recipient = %notice.to.masked(), error = %e, "security notice not delivered; retried");
+                return Some(migration_id);
             }
+        };
+        if let Err(e) = self
+            .store
+            .record_notice(migration_id, &notice.id, outcome)
+            .await
+        {
+            tracing::error!(migration_id, notice = %notice.id, error = %e, "delivery of a notice not recorded");
+            return Some(migration_id);
         }
-        all
+        None
     }
 
     /// Publishes the events not yet published, each account's in sequence
@@ -192,21 +233,18 @@ impl Relay {
                 break;
             }
             let taken = self.bus.publish(&ready).await;
+            // Each account's record of its own event: one per account, so
+            // they go out together.
+            let records: Vec<_> = ready
+                .into_iter()
+                .zip(taken)
+                .filter(|(_, taken)| *taken)
+                .map(|(event, _)| self.record_published(event))
+                .collect();
             let mut progressed = false;
-            for (event, taken) in ready.into_iter().zip(taken) {
-                if !taken {
-                    continue;
-                }
-                let sequence = event.sequence_number();
-                match self.store.record_published(&event.subject, sequence).await {
-                    Ok(_) => {
-                        published.insert(event.subject.as_str(), sequence);
-                        progressed = true;
-                    }
-                    Err(e) => {
-                        tracing::error!(event_id = %event.id, error = %e, "publication not recorded; the event will be published again")
-                    }
-                }
+            for event in bounded(records).await.into_iter().flatten() {
+                published.insert(event.subject.as_str(), event.sequence_number());
+                progressed = true;
             }
             if !progressed {
                 break;
@@ -217,4 +255,32 @@ impl Relay {
         }
         pending.iter().map(|(_, id)| (*id).to_owned()).collect()
     }
+
+    /// Records `event` as its account's last published; answers it if recorded.
+    async fn record_published<'a>(&self, event: &'a DomainEvent) -> Option<&'a DomainEvent> {
+        match self
+            .store
+            .record_published(&event.subject, event.sequence_number())
+            .await
+        {
+            Ok(_) => Some(event),
+            Err(e) => {
+                tracing::error!(event_id = %event.id, error = %e, "publication not recorded; the event will be published again");
+                None
+            }
+        }
+    }
+}
+
+/// Runs `futures` at most [`CONCURRENCY`] at a time; their outputs, in the
+/// order they finish.
+async fn bounded<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut waiting = futures.into_iter();
+    let mut running: FuturesUnordered<F> = waiting.by_ref().take(CONCURRENCY).collect();
+    let mut outputs = Vec::new();
+    while let Some(output) = running.next().await {
+        outputs.push(output);
+        running.extend(waiting.next());
+    }
+    outputs
 }

@@ -43,17 +43,16 @@ impl CodePair {
     }
 
     /// Sets the digests of these codes on `m`; the codes themselves are never stored.
-    fn store_digests(&self, app: &App, m: &mut Migration) {
-        m.new_code_digest = Some(app.codes.digest(
-            &m.migration_id,
-            CodeSide::NewContact,
-            &self.new_contact,
-        ));
-        m.current_code_digest = Some(app.codes.digest(
+    async fn store_digests(&self, app: &App, m: &mut Migration) -> Result<(), Error> {
+        let key = app.code_key().await?;
+        m.new_code_digest =
+            Some(key.digest(&m.migration_id, CodeSide::NewContact, &self.new_contact));
+        m.current_code_digest = Some(key.digest(
             &m.migration_id,
             CodeSide::CurrentContact,
             &self.current_contact,
         ));
+        Ok(())
     }
 
     /// Delivers both codes, or gives the reservation back and answers
@@ -72,8 +71,15 @@ impl CodePair {
                 CodeSide::CurrentContact,
             ),
         ];
+        let courier = match app.courier() {
+            Ok(courier) => courier,
+            Err(e) => {
+                app.refund(reservation).await;
+                return Err(e);
+            }
+        };
         for (to, code, side) in sends {
-            if let Err(e) = app.courier.deliver(to, &Message::Code { code, side }).await {
+            if let Err(e) = courier.deliver(to, &Message::Code { code, side }).await {
                 tracing::warn!(migration_id = %m.migration_id, ?side, channel = %to.channel(), error = %e, "code delivery failed");
                 app.refund(reservation).await;
                 return Err(Error::DeliveryFailed);
@@ -143,7 +149,7 @@ pub async fn start(
         completed_at: None,
         closed_account_id: None,
     };
-    codes.store_digests(app, &mut migration);
+    codes.store_digests(app, &mut migration).await?;
 
     let mut quotas = vec![(
         QuotaKind::Starts,
@@ -176,7 +182,7 @@ pub async fn resend(
         codes_expire_at: now + app.policy.code_ttl,
         ..current.clone()
     };
-    codes.store_digests(app, &mut updated);
+    codes.store_digests(app, &mut updated).await?;
     // The send is claimed before anything is delivered: of concurrent
     // resends one delivers, the others answer from what it left.
     let claim = uuid::Uuid::new_v4().simple().to_string();

@@ -84,11 +84,12 @@ pub async fn verify(
         // Codes made under a key the service no longer holds (rotated twice
         // since they were sent) cannot be checked: they are as good as expired,
         // and trying them must not cost an attempt.
+        let codes = app.code_key().await?;
         let digests = [&migration.new_code_digest, &migration.current_code_digest];
         if digests
             .into_iter()
             .flatten()
-            .any(|digest| !app.codes.holds_key_of(digest))
+            .any(|digest| !codes.holds_key_of(digest))
         {
             return Err(Error::CodesExpired);
         }
@@ -125,7 +126,7 @@ pub async fn verify(
         let code_ok = |side, submitted: &str, stored: &Option<String>| {
             stored
                 .as_deref()
-                .is_some_and(|stored| app.codes.matches(migration_id, side, submitted, stored))
+                .is_some_and(|stored| codes.matches(migration_id, side, submitted, stored))
         };
         let new_ok = code_ok(
             CodeSide::NewContact,

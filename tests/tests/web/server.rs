@@ -21,7 +21,7 @@ impl Api for InProcess {
         Box::pin(async move {
             let request = request.map(|body| lambda_http::Body::from(body.to_vec()));
             let response =
-                http::serve(&app, AuthMode::Dev, ALL_ENDPOINTS, request, unix_now()).await;
+                http::serve::<ALL_ENDPOINTS>(&app, AuthMode::Dev, request, unix_now()).await;
             response.map(|body| match body {
                 lambda_http::Body::Empty => Bytes::new(),
                 lambda_http::Body::Text(text) => Bytes::from(text),
