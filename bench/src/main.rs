@@ -371,7 +371,7 @@ async fn run(o: &Options) -> String {
 
     show(&out, &mut shown);
     // 2. DynamoDB requests.
-    request_figures(&mut out, &stack).await;
+    let (rows, relayed) = request_figures(&mut out, &stack).await;
 
     show(&out, &mut shown);
     // 3. Artifacts.
@@ -640,8 +640,12 @@ fn machine(out: &mut String) {
     .unwrap();
 }
 
-/// Section 2: the DynamoDB requests of each step, next to their floors.
-async fn request_figures(out: &mut String, stack: &end_to_end::Stack) {
+/// Section 2: the DynamoDB requests of each step, next to their floors;
+/// returned for the cost (section 7).
+async fn request_figures(
+    out: &mut String,
+    stack: &end_to_end::Stack,
+) -> (Vec<requests::Row>, requests::Relayed) {
     eprintln!("[bench] DynamoDB requests per step");
     let (rows, relayed) = requests::measure(stack).await;
     writeln!(out, "\n### 2. DynamoDB requests\n").unwrap();
@@ -688,6 +692,7 @@ async fn request_figures(out: &mut String, stack: &end_to_end::Stack) {
         relayed.counts.write_units
     )
     .unwrap();
+    (rows, relayed)
 }
 
 /// The request counts alone (section 2), printed.
