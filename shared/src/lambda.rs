@@ -165,7 +165,8 @@ pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
 /// only where codes are sent; a KMS client only with a TOTP key: the
 /// functions that check no TOTP code neither build one nor may use the key;
 /// the facts over HTTP only where facts are read. The conditions are
-/// constants, so what a function does not build is not in its binary.
+/// evaluated at compile time, so what a function does not build is not in
+/// its binary.
 pub fn app<const SERVED: Served>(
     aws: &SdkConfig,
     config: &Config,
@@ -175,25 +176,32 @@ pub fn app<const SERVED: Served>(
 ) -> App {
     let store = Store::new(aws_sdk_dynamodb::Client::new(aws), &config.table_name);
     App {
-        facts: if SERVED & READ_FACTS != 0 {
+        facts: if const { SERVED & READ_FACTS != 0 } {
             facts(&store, &config.facts, facts_key)
         } else {
             Facts::Table(store.clone())
         },
         store,
-        courier: (SERVED & DELIVER_CODES != 0).then(|| {
-            Courier::new(
-                aws_sdk_sesv2::Client::new(aws),
-                &config.sender_email,
-                aws_sdk_sns::Client::new(aws),
-                config.sms_sender_id.clone(),
+        courier: if const { SERVED & DELIVER_CODES != 0 } {
+            Some(
+                Courier::new(
+                    aws_sdk_sesv2::Client::new(aws),
+                    &config.sender_email,
+                    aws_sdk_sns::Client::new(aws),
+                    config.sms_sender_id.clone(),
+                )
+                .with_sms_rule(config.policy.sms.clone()),
             )
-            .with_sms_rule(config.policy.sms.clone())
-        }),
+        } else {
+            None
+        },
         codes,
-        vault: totp_key
-            .filter(|_| SERVED & CHECK_TOTP != 0)
-            .map(|key| Vault::new(aws_sdk_kms::Client::new(aws), key)),
+        vault: match totp_key {
+            Some(key) if const { SERVED & CHECK_TOTP != 0 } => {
+                Some(Vault::new(aws_sdk_kms::Client::new(aws), key))
+            }
+            _ => None,
+        },
         policy: config.policy.clone(),
     }
 }
@@ -215,12 +223,12 @@ pub async fn run<const SERVED: Served>() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
     let aws = sdk_config(config.tls_roots).await;
-    let codes = if SERVED & USE_CODE_KEY != 0 {
+    let codes = if const { SERVED & USE_CODE_KEY != 0 } {
         Codes::read(&aws, &config.code_key)
     } else {
         Codes::Absent
     };
-    let totp_key = if SERVED & CHECK_TOTP != 0 {
+    let totp_key = if const { SERVED & CHECK_TOTP != 0 } {
         Some(
             config
                 .totp_key_id
@@ -230,7 +238,7 @@ pub async fn run<const SERVED: Served>() -> Result<(), lambda_http::Error> {
     } else {
         None
     };
-    let facts_key = if SERVED & READ_FACTS != 0 {
+    let facts_key = if const { SERVED & READ_FACTS != 0 } {
         resolve_facts_key(&aws, &config.facts).await?
     } else {
         None

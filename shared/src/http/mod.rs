@@ -14,6 +14,9 @@ pub use route::{
     USE_CODE_KEY,
 };
 
+use std::future::Future;
+use std::pin::Pin;
+
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
@@ -96,7 +99,10 @@ pub async fn serve<const SERVED: Served>(
         None => Err(Error::RouteNotFound),
         Some(route) => match caller(&request, auth) {
             Err(e) => Err(e),
-            Ok(caller) => dispatch::<SERVED>(app, route, &caller, &request, now).await,
+            Ok(caller) => match dispatch::<SERVED>(app, route, &caller, &request, now) {
+                Ok(step) => step.await,
+                Err(e) => Err(e),
+            },
         },
     };
     let (response, error_code) = match result {
@@ -116,41 +122,54 @@ pub async fn serve<const SERVED: Served>(
     response
 }
 
-/// The step of `route`, one arm per endpoint of `SERVED`: the guards are
-/// constants, so a function's binary holds only its own steps.
-async fn dispatch<const SERVED: Served>(
-    app: &App,
-    route: &Route,
-    caller: &Caller,
+/// A step's answer, still to come.
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>>;
+
+/// The step of `route`, one arm per endpoint of `SERVED`, chosen by a plain
+/// function with guards evaluated at compile time (`const { .. }`): a served
+/// step's future is built, boxed, only in its own arm, so the steps of the
+/// endpoints a function does not serve are not in its binary. (In an `async`
+/// fn they would all stay, whatever the guards: its state machine keeps a
+/// resume path into every `.await`.)
+fn dispatch<'a, const SERVED: Served>(
+    app: &'a App,
+    route: &'a Route,
+    caller: &'a Caller,
     request: &Request,
     now: Timestamp,
-) -> Result<Response<Body>, Error> {
+) -> Result<StepFuture<'a>, Error> {
     let id = route.migration_id.as_deref().unwrap_or_default();
-    let serves = |endpoint| served(SERVED, endpoint);
-    match route.endpoint {
-        Endpoint::Start if serves(Endpoint::Start) => {
-            let view = start::start(app, caller, json_body(request)?, now).await?;
-            Ok(json_response(StatusCode::CREATED, &view))
+    Ok(match route.endpoint {
+        Endpoint::Start if const { served(SERVED, Endpoint::Start) } => {
+            let body = json_body(request)?;
+            Box::pin(async move {
+                let view = start::start(app, caller, body, now).await?;
+                Ok(json_response(StatusCode::CREATED, &view))
+            })
         }
-        Endpoint::Resend if serves(Endpoint::Resend) => {
-            ok(start::resend(app, caller, id, now).await?)
+        Endpoint::Resend if const { served(SERVED, Endpoint::Resend) } => {
+            Box::pin(async move { ok(start::resend(app, caller, id, now).await?) })
         }
-        Endpoint::Verify if serves(Endpoint::Verify) => {
-            ok(verify::verify(app, caller, id, json_body(request)?, now).await?)
+        Endpoint::Verify if const { served(SERVED, Endpoint::Verify) } => {
+            let body = json_body(request)?;
+            Box::pin(async move { ok(verify::verify(app, caller, id, body, now).await?) })
         }
-        Endpoint::Migrate if serves(Endpoint::Migrate) => {
+        Endpoint::Migrate if const { served(SERVED, Endpoint::Migrate) } => {
             let _: EmptyBody = json_body(request)?;
-            ok(migrate::migrate(app, caller, id, now).await?)
+            Box::pin(async move { ok(migrate::migrate(app, caller, id, now).await?) })
         }
-        Endpoint::Close if serves(Endpoint::Close) => {
-            ok(close::close(app, caller, id, json_body(request)?, now).await?)
+        Endpoint::Close if const { served(SERVED, Endpoint::Close) } => {
+            let body = json_body(request)?;
+            Box::pin(async move { ok(close::close(app, caller, id, body, now).await?) })
         }
-        Endpoint::Get if serves(Endpoint::Get) => ok(lifecycle::get(app, caller, id, now).await?),
-        Endpoint::Cancel if serves(Endpoint::Cancel) => {
-            ok(lifecycle::cancel(app, caller, id, now).await?)
+        Endpoint::Get if const { served(SERVED, Endpoint::Get) } => {
+            Box::pin(async move { ok(lifecycle::get(app, caller, id, now).await?) })
         }
-        _ => Err(Error::RouteNotFound),
-    }
+        Endpoint::Cancel if const { served(SERVED, Endpoint::Cancel) } => {
+            Box::pin(async move { ok(lifecycle::cancel(app, caller, id, now).await?) })
+        }
+        _ => return Err(Error::RouteNotFound),
+    })
 }
 
 /// `migrate` takes `{}`.
