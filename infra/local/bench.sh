@@ -19,9 +19,9 @@ stop_on_exit
 
 "$INFRA_DIR/setup.sh"
 
-# The four functions, the hello-world floor and the driver, all with the release profile.
+# The five functions, the hello-world floor and the driver, all with the release profile.
 log "cargo build --release (functions, hello, driver)"
-cargo build --release --locked -p send-codes -p verify -p migrate -p close -p bench
+cargo build --release --locked -p send-codes -p verify -p migrate -p close -p relay -p bench
 
 emulators_start
 
