@@ -67,7 +67,7 @@ package: setup ## release zips for Lambda (arm64): target/lambda/<function>/boot
 		       f"{sum(i.file_size for i in zipfile.ZipFile(z).infolist()):>9} bytes unzipped") \
 		 for z in (f"target/lambda/{f}/bootstrap.zip" for f in sys.argv[1:])]' $(LAMBDA_FUNCTIONS)
 
-# Runs in well under 15 minutes from a fresh clone on a 2-core machine, builds included.
+# About 25 minutes from a fresh clone on a 2-core machine, builds included; 5 once built.
 bench: package ## cold start, DynamoDB requests, package size, latency, memory; updates BENCHMARKS.md
 	infra/local/bench.sh $(BENCH_ARGS)
 
