@@ -221,6 +221,35 @@ impl Migration {
     }
 }
 
+/// A migration whose codes were just sent at `t0`: a fixture for tests.
+#[cfg(test)]
+pub(crate) fn started_at(t0: Timestamp) -> Migration {
+    Migration {
+        migration_id: "m".into(),
+        account_id: "main".into(),
+        channel: Channel::Email,
+        new_contact: Contact::from_canonical(Channel::Email, "new@example.com"),
+        current_contact: Contact::from_canonical(Channel::Email, "cur@example.com"),
+        state: MigrationState::CodesSent,
+        created_at: t0,
+        codes_expire_at: t0 + 600,
+        new_code_digest: Some("a".into()),
+        current_code_digest: Some("b".into()),
+        sends: 1,
+        last_sent_at: t0,
+        failed_attempts: 0,
+        duplicate_account_id: None,
+        verified_at: None,
+        confirm_by: None,
+        duplicate_has_assets: None,
+        duplicate_two_factor_required: None,
+        previous_contact: None,
+        duplicate_other_contact: None,
+        completed_at: None,
+        closed_account_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,30 +257,7 @@ mod tests {
     const T0: Timestamp = 1_700_000_000;
 
     fn started() -> Migration {
-        Migration {
-            migration_id: "m".into(),
-            account_id: "main".into(),
-            channel: Channel::Email,
-            new_contact: Contact::from_canonical(Channel::Email, "new@example.com"),
-            current_contact: Contact::from_canonical(Channel::Email, "cur@example.com"),
-            state: MigrationState::CodesSent,
-            created_at: T0,
-            codes_expire_at: T0 + 600,
-            new_code_digest: Some("a".into()),
-            current_code_digest: Some("b".into()),
-            sends: 1,
-            last_sent_at: T0,
-            failed_attempts: 0,
-            duplicate_account_id: None,
-            verified_at: None,
-            confirm_by: None,
-            duplicate_has_assets: None,
-            duplicate_two_factor_required: None,
-            previous_contact: None,
-            duplicate_other_contact: None,
-            completed_at: None,
-            closed_account_id: None,
-        }
+        started_at(T0)
     }
 
     fn verified() -> Migration {

@@ -680,31 +680,9 @@ mod tests {
     #[test]
     fn a_failure_counts_on_the_count_read_and_a_right_attempt_on_any_count_left() {
         let migration = Migration {
-            migration_id: "m".into(),
-            account_id: "a".into(),
-            channel: crate::domain::Channel::Email,
-            new_contact: Contact::from_canonical(crate::domain::Channel::Email, "n@example.com"),
-            current_contact: Contact::from_canonical(
-                crate::domain::Channel::Email,
-                "c@example.com",
-            ),
-            state: crate::domain::MigrationState::CodesSent,
-            created_at: 0,
-            codes_expire_at: 600,
             new_code_digest: Some("d".into()),
-            current_code_digest: Some("e".into()),
-            sends: 1,
-            last_sent_at: 0,
             failed_attempts: 3,
-            duplicate_account_id: None,
-            verified_at: None,
-            confirm_by: None,
-            duplicate_has_assets: None,
-            duplicate_two_factor_required: None,
-            previous_contact: None,
-            duplicate_other_contact: None,
-            completed_at: None,
-            closed_account_id: None,
+            ..crate::domain::migration::started_at(0)
         };
         let (exactly, values) = attempt_condition(&migration, Counted::Exactly(3), 10);
         assert!(exactly.ends_with("failed_attempts = :before"), "{exactly}");
