@@ -2,23 +2,10 @@
 //! clients once at init, then one handler for the endpoints it serves.
 //!
 //! Init is kept close to a bare `lambda_http` binary's (`make bench` measures
-//! both): the SDK configuration takes the region and credentials straight
-//! from the environment Lambda provides instead of walking the default
-//! provider chains, and every SDK client shares one HTTPS client whose TLS
-//! set-up (loading and parsing the root certificates) happens once, on the
-//! first request, instead of once per client at construction and again on
-//! the first request of each. That set-up trusts the Amazon Trust Services
-//! roots built into the binary rather than parsing the system's CA bundle
-//! (`TLS_ROOTS`, see [`TlsRoots`]).
+//! both): the SDK configuration is the environment Lambda provides, read
+//! without the default provider chains, and every SDK client shares one
+//! HTTPS client whose TLS set-up waits for the first request ([`crate::aws`]).
 
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{lambda_runtime, service_fn, Adapter, Body, LambdaEvent, Request, Response};
@@ -27,7 +14,8 @@ use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::app::App;
-use crate::config::{Config, ConfigError, FactsSource, RelayConfig, TlsRoots};
+use crate::aws::{sdk_config, SdkConfig};
+use crate::config::{Config, ConfigError, FactsSource, RelayConfig};
 use crate::domain::Timestamp;
 use crate::facts::{Facts, FactsKey, HttpFacts};
 use crate::http::{self, Served, CHECK_TOTP, DELIVER_CODES, READ_FACTS, USE_CODE_KEY};
@@ -86,76 +74,6 @@ pub fn facts(store: &Store, source: &FactsSource, facts_key: Option<FactsKey>) -
         ) => Facts::Http(Box::new(HttpFacts::new(url, key, *timeout, *hold_seconds))),
         _ => Facts::Table(store.clone()),
     }
-}
-
-/// The SDK's HTTPS client (rustls, native root certificates), deferring all
-/// of its set-up to the first request. The SDK's own client builds a TLS
-/// connector when each SDK client is constructed, only to check that it can,
-/// and builds it again for the first request; one per service client, all at
-/// init. Sharing this one, the connector is built once per process and its
-/// connection pool is shared as well.
-#[derive(Debug, Clone)]
-struct DeferredHttpClient(SharedHttpClient);
-
-impl HttpClient for DeferredHttpClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        // Cached by the inner client per settings (timeouts), so every SDK
-        // client with the same settings gets the same connector.
-        self.0.http_connector(settings, components)
-    }
-
-    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.0.connector_metadata()
-    }
-}
-
-/// The Amazon Trust Services root certificates (see the file's header).
-const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
-
-fn trust_store(roots: TlsRoots) -> TrustStore {
-    match roots {
-        TlsRoots::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM),
-        TlsRoots::System => TrustStore::default(),
-    }
-}
-
-fn http_client(roots: TlsRoots) -> SharedHttpClient {
-    let tls = TlsContext::builder()
-        .with_trust_store(trust_store(roots))
-        .build()
-        .expect("a TLS context needs nothing that can fail");
-    SharedHttpClient::new(DeferredHttpClient(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls)
-            .build_https(),
-    ))
-}
-
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The SDK configuration of the functions. In Lambda the region and the
-/// execution role's credentials are environment variables, so they are
-/// taken from there directly; without them (a developer's machine) the
-/// default provider chains find them as usual. Everything else is the SDK's
-/// default loading, which keeps the `AWS_ENDPOINT_URL_<SERVICE>` variables
-/// the local stack relies on working.
-pub async fn sdk_config(roots: TlsRoots) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).http_client(http_client(roots));
-    if let Some(region) = env_value("AWS_REGION") {
-        loader = loader.region(Region::new(region));
-    }
-    if env_value("AWS_ACCESS_KEY_ID").is_some() && env_value("AWS_SECRET_ACCESS_KEY").is_some() {
-        loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
-    }
-    loader.load().await
 }
 
 /// The service's clients, from the SDK configuration (the
@@ -222,7 +140,7 @@ pub fn app<const SERVED: Served>(
 pub async fn run<const SERVED: Served>() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = Config::from_env()?;
-    let aws = sdk_config(config.tls_roots).await;
+    let aws = sdk_config(config.tls_roots)?;
     let codes = if const { SERVED & USE_CODE_KEY != 0 } {
         Codes::read(&aws, &config.code_key)
     } else {
@@ -281,7 +199,7 @@ pub fn relay(aws: &SdkConfig, config: &RelayConfig) -> Relay {
 pub async fn run_relay() -> Result<(), lambda_http::Error> {
     init_logging();
     let config = RelayConfig::from_env()?;
-    let aws = sdk_config(config.tls_roots).await;
+    let aws = sdk_config(config.tls_roots)?;
     let relay = LazyLock::new(move || relay(&aws, &config));
     let relay = &relay;
     lambda_runtime::run(service_fn(
@@ -294,40 +212,4 @@ pub async fn run_relay() -> Result<(), lambda_http::Error> {
         },
     ))
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-
-    #[test]
-    fn the_built_in_roots_are_the_five_amazon_trust_services_anchors() {
-        let certs = CertificateDer::pem_slice_iter(AMAZON_ROOTS_PEM)
-            .collect::<Result<Vec<_>, _>>()
-            .expect("the bundle is PEM, comments and all");
-        let mut roots = rustls::RootCertStore::empty();
-        let (valid, invalid) = roots.add_parsable_certificates(certs);
-        assert_eq!((valid, invalid), (5, 0));
-        for name in [
-            "Amazon Root CA 1",
-            "Amazon Root CA 2",
-            "Amazon Root CA 3",
-            "Amazon Root CA 4",
-            "Starfield Services Root Certificate Authority - G2",
-        ] {
-            assert!(
-                roots
-                    .roots
-                    .iter()
-                    .any(|anchor| contains(anchor.subject.as_ref(), name.as_bytes())),
-                "{name} is one of the anchors"
-            );
-        }
-    }
-
-    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-        haystack.windows(needle.len()).any(|w| w == needle)
-    }
 }

@@ -4,6 +4,7 @@
 //! [`lambda::run`].
 
 pub mod app;
+pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod facts;

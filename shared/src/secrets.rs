@@ -5,7 +5,7 @@
 //! waits for it only where it makes or checks a code ([`Codes`]): the SSM
 //! round trip overlaps the request's own instead of adding to it.
 
-use aws_config::SdkConfig;
+use crate::aws::SdkConfig;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 

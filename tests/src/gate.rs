@@ -62,8 +62,8 @@ impl Gate {
     pub async fn stack(&self, stack: &Stack) -> Stack {
         let aws = local_config().await;
         // The functions' own HTTP client, to wrap.
-        let inner = contact_migration::lambda::sdk_config(TlsRoots::System)
-            .await
+        let inner = contact_migration::aws::sdk_config(TlsRoots::System)
+            .expect("the local stack's environment (infra/local/env.sh)")
             .http_client()
             .expect("the functions' SDK configuration has an HTTP client");
         let client = aws_sdk_dynamodb::Client::from_conf(

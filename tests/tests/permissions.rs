@@ -3,7 +3,7 @@
 //! since the emulators ignore IAM) and no more (least privilege).
 //!
 //! The app is built as the functions build it (`Config::from_env`,
-//! `lambda::sdk_config`, `lambda::resolve_code_key` from SSM, `lambda::app`),
+//! `aws::sdk_config`, `lambda::resolve_code_key` from SSM, `lambda::app`),
 //! and the relay as the relay function builds it (`RelayConfig::from_env`,
 //! `lambda::relay`), their SDK configuration wrapped by a [`Recorder`] that
 //! reads every request of every client as IAM authorises it. Every step of
@@ -29,10 +29,10 @@ use contact_migration::config::{Config, RelayConfig};
 use contact_migration::domain::{Channel, Policy};
 use contact_migration::facts::Facts;
 use contact_migration::http::{self, Endpoint};
-use contact_migration::lambda;
 use contact_migration::relay::local::{Poll, StreamPoller};
 use contact_migration::relay::Relay;
 use contact_migration::App;
+use contact_migration::{aws, lambda};
 use end_to_end::facts::{faulty_endpoint, Fault as FactsFault};
 use end_to_end::iam::{Function, Observed, Template};
 use end_to_end::wire::{Recorder, Sent};
@@ -641,7 +641,8 @@ async fn each_function_role_allows_exactly_what_the_function_calls() {
     let recorder = Recorder::default();
     let seen = Seen::default();
     let config = Config::from_env().expect("the local stack's environment (infra/local/env.sh)");
-    let aws = recorder.wrap(&lambda::sdk_config(config.tls_roots).await);
+    let aws =
+        recorder.wrap(&aws::sdk_config(config.tls_roots).expect("the local stack's environment"));
     let codes = lambda::resolve_code_key(&aws, &config.code_key)
         .await
         .expect("the code key is read from SSM");
