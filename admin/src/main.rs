@@ -5,7 +5,7 @@
 //! standard AWS environment (`AWS_ENDPOINT_URL_DYNAMODB` and
 //! `AWS_ENDPOINT_URL_KMS` for local).
 
-use contact_migration::config::{facts_source, FactsKeySource, FactsSource};
+use contact_migration::config::{facts_source, FactsKeySource, FactsSource, TlsRoots};
 use contact_migration::domain::{totp, Account, AccountStatus, Channel, Contact};
 use contact_migration::facts::{Changed, Facts, FactsChange, FactsKey};
 use contact_migration::store::Store;
@@ -70,8 +70,13 @@ fn required(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{name} is not set"))
 }
 
+/// The SDK's default provider chains (profiles, SSO, instance roles), with
+/// the functions' HTTP client and the system's CA certificates.
 pub(crate) async fn aws() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(contact_migration::aws::https_client(TlsRoots::System))
+        .load()
+        .await
 }
 
 async fn store() -> Result<Store, String> {

@@ -3,9 +3,10 @@
 //! certificates are per process), with the environment a function gets, and
 //! reads back one JSON line of microseconds.
 //!
-//! Modes: `default-chain` is `aws_config::load_defaults` and a client per
-//! service built from it (how the functions used to start); `lambda` is what
-//! `contact_migration::lambda` does now.
+//! Modes: `default-chain` is `aws_config`'s default provider chains (with the
+//! functions' HTTP client) and a client per service built from it (how the
+//! functions used to start); `lambda` is what `contact_migration::lambda`
+//! does now.
 
 use contact_migration::config::Config;
 use serde_json::{json, Map, Value};
@@ -50,10 +51,15 @@ pub fn main(mode: &str) {
         record("config");
         let aws = match mode {
             "default-chain" => {
-                aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+                // The functions' HTTP client: the bench, built with the functions,
+                // must not bring the SDK's own into their binaries.
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .http_client(contact_migration::aws::https_client(config.tls_roots))
+                    .load()
+                    .await
             }
             m if m.starts_with("lambda") => {
-                contact_migration::lambda::sdk_config(config.tls_roots).await
+                contact_migration::aws::sdk_config(config.tls_roots).map_err(|e| e.to_string())?
             }
             other => return Err(format!("unknown mode {other}")),
         };

@@ -20,13 +20,8 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_smithy_async::rt::sleep::default_async_sleep;
 use aws_smithy_async::time::SystemTimeSource;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
@@ -37,6 +32,9 @@ use std::time::Duration;
 
 use crate::config::{ConfigError, TlsRoots};
 
+mod https;
+pub use https::https_client;
+
 /// The connect timeout `aws-config` gives every client.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 
@@ -44,7 +42,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 pub fn sdk_config(roots: TlsRoots) -> Result<SdkConfig, ConfigError> {
     let vars = std::env::vars_os()
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    from_vars(vars, http_client(roots))
+    from_vars(vars, https_client(roots))
 }
 
 /// The configuration the variables `vars` describe, with `http` as every
@@ -98,60 +96,10 @@ impl LoadServiceConfig for EndpointUrls {
     }
 }
 
-/// The SDK's HTTPS client (rustls, native root certificates), deferring all
-/// of its set-up to the first request. The SDK's own client builds a TLS
-/// connector when each SDK client is constructed, only to check that it can,
-/// and builds it again for the first request; one per service client, all at
-/// init. Sharing this one, the connector is built once per process and its
-/// connection pool is shared as well.
-#[derive(Debug, Clone)]
-struct DeferredHttpClient(SharedHttpClient);
-
-impl HttpClient for DeferredHttpClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        // Cached by the inner client per settings (timeouts), so every SDK
-        // client with the same settings gets the same connector.
-        self.0.http_connector(settings, components)
-    }
-
-    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.0.connector_metadata()
-    }
-}
-
-/// The Amazon Trust Services root certificates (see the file's header).
-const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
-
-fn trust_store(roots: TlsRoots) -> TrustStore {
-    match roots {
-        TlsRoots::Amazon => TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM),
-        TlsRoots::System => TrustStore::default(),
-    }
-}
-
-fn http_client(roots: TlsRoots) -> SharedHttpClient {
-    let tls = TlsContext::builder()
-        .with_trust_store(trust_store(roots))
-        .build()
-        .expect("a TLS context needs nothing that can fail");
-    SharedHttpClient::new(DeferredHttpClient(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .tls_context(tls)
-            .build_https(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_credential_types::provider::ProvideCredentials;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
 
     fn lambda_vars() -> Vec<(String, String)> {
         [
@@ -166,7 +114,7 @@ mod tests {
     }
 
     fn config(vars: Vec<(String, String)>) -> Result<SdkConfig, ConfigError> {
-        from_vars(vars, http_client(TlsRoots::Amazon))
+        from_vars(vars, https_client(TlsRoots::Amazon))
     }
 
     fn endpoint(config: &SdkConfig, service_id: &str) -> Option<String> {
@@ -244,34 +192,5 @@ mod tests {
                 "{service_id}"
             );
         }
-    }
-
-    #[test]
-    fn the_built_in_roots_are_the_five_amazon_trust_services_anchors() {
-        let certs = CertificateDer::pem_slice_iter(AMAZON_ROOTS_PEM)
-            .collect::<Result<Vec<_>, _>>()
-            .expect("the bundle is PEM, comments and all");
-        let mut roots = rustls::RootCertStore::empty();
-        let (valid, invalid) = roots.add_parsable_certificates(certs);
-        assert_eq!((valid, invalid), (5, 0));
-        for name in [
-            "Amazon Root CA 1",
-            "Amazon Root CA 2",
-            "Amazon Root CA 3",
-            "Amazon Root CA 4",
-            "Starfield Services Root Certificate Authority - G2",
-        ] {
-            assert!(
-                roots
-                    .roots
-                    .iter()
-                    .any(|anchor| contains(anchor.subject.as_ref(), name.as_bytes())),
-                "{name} is one of the anchors"
-            );
-        }
-    }
-
-    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-        haystack.windows(needle.len()).any(|w| w == needle)
     }
 }

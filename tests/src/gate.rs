@@ -62,10 +62,7 @@ impl Gate {
     pub async fn stack(&self, stack: &Stack) -> Stack {
         let aws = local_config().await;
         // The functions' own HTTP client, to wrap.
-        let inner = contact_migration::aws::sdk_config(TlsRoots::System)
-            .expect("the local stack's environment (infra/local/env.sh)")
-            .http_client()
-            .expect("the functions' SDK configuration has an HTTP client");
+        let inner = contact_migration::aws::https_client(TlsRoots::System);
         let client = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&aws)
                 .endpoint_url(dynamodb_endpoint())

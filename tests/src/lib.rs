@@ -7,6 +7,7 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`, the SES emulator on `AWS_ENDPOINT_URL_SESV2`,
 //! moto (SNS and KMS) on `AWS_ENDPOINT_URL_SNS` and `AWS_ENDPOINT_URL_KMS`.
 
+use contact_migration::config::TlsRoots;
 use contact_migration::domain::{
     totp, Account, AccountStatus, Channel, CodeKey, Contact, Policy, Timestamp,
 };
@@ -49,9 +50,11 @@ pub fn dynamodb_endpoint() -> String {
 }
 
 /// SDK configuration for the local stack, whatever the environment holds:
-/// fixed dummy credentials, never a developer's real ones.
+/// fixed dummy credentials, never a developer's real ones, and the
+/// functions' HTTP client (the SDK crates come without one of their own).
 pub async fn local_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(contact_migration::aws::https_client(TlsRoots::System))
         .region(aws_config::Region::new(env_or("AWS_REGION", "us-east-1")))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local", "local", None, None, "tests",
