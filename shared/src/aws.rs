@@ -34,6 +34,7 @@ use crate::config::{ConfigError, TlsRoots};
 
 mod https;
 pub use https::https_client;
+pub(crate) use https::{root_store, tls_config};
 
 /// The connect timeout `aws-config` gives every client.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);

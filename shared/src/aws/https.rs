@@ -124,7 +124,7 @@ impl Connector {
             tcp.set_nodelay(true);
             tcp.set_connect_timeout(self.timeouts.0);
             let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls_config(self.roots))
+                .with_tls_config(tls_config(root_store(self.roots)))
                 // `http://` for the local emulators' endpoints.
                 .https_or_http()
                 .enable_http1()
@@ -188,7 +188,7 @@ fn connector_error(error: hyper_util::client::legacy::Error) -> ConnectorError {
 
 /// rustls with aws-lc (its default key exchange includes the post-quantum
 /// hybrid), the SDK's cipher suites and TLS 1.2 or 1.3, trusting `roots`.
-fn tls_config(roots: TlsRoots) -> ClientConfig {
+pub(crate) fn tls_config(roots: RootCertStore) -> ClientConfig {
     let aws_lc = rustls::crypto::aws_lc_rs::default_provider();
     let provider = CryptoProvider {
         cipher_suites: CIPHER_SUITES
@@ -206,11 +206,12 @@ fn tls_config(roots: TlsRoots) -> ClientConfig {
     ClientConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .expect("aws-lc supports TLS 1.2 and 1.3")
-        .with_root_certificates(root_store(roots))
+        .with_root_certificates(roots)
         .with_no_client_auth()
 }
 
-fn root_store(roots: TlsRoots) -> RootCertStore {
+/// The CA certificates `roots` names.
+pub(crate) fn root_store(roots: TlsRoots) -> RootCertStore {
     let mut store = RootCertStore::empty();
     let (_, invalid) = match roots {
         TlsRoots::Amazon => store
@@ -225,7 +226,7 @@ fn root_store(roots: TlsRoots) -> RootCertStore {
     };
     if store.is_empty() || invalid > 0 {
         // Fails closed: with no roots, no connection is trusted.
-        tracing::error!(trusted = store.len(), invalid, "CA certificates for AWS");
+        tracing::error!(trusted = store.len(), invalid, "CA certificates");
     }
     store
 }
@@ -333,7 +334,7 @@ mod tests {
 
     #[test]
     fn tls_offers_the_sdks_suites_and_prefers_the_post_quantum_hybrid() {
-        let config = tls_config(TlsRoots::Amazon);
+        let config = tls_config(root_store(TlsRoots::Amazon));
         let suites: Vec<_> = config
             .crypto_provider()
             .cipher_suites

@@ -4,8 +4,9 @@
 //! included, has a short timeout. Anything else is
 //! [`Error::FactsUnavailable`]: the step that asked changes nothing.
 //!
-//! The client is hyper's, over the rustls the AWS SDK already links, so the
-//! functions carry no second HTTP stack.
+//! The client is hyper's, over rustls with aws-lc and the TLS settings of the
+//! SDK clients' own ([`crate::aws`]), so the functions carry no second HTTP
+//! stack.
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -17,12 +18,14 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::signing::{self, FactsKey, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{AccountFacts, Changed, FactsChange};
+use crate::aws::{root_store, tls_config};
+use crate::config::TlsRoots;
 use crate::domain::Error;
+use rustls::RootCertStore;
 
 /// Answers are a few booleans; anything longer is not an answer.
 const MAX_ANSWER_BYTES: usize = 16 * 1024;
@@ -78,26 +81,14 @@ impl HttpFacts {
     /// loopback address for the local stand-in). `hold_seconds`: how long a
     /// closure hold lasts unless released or ended by the closure's event.
     pub fn new(base: &str, key: FactsKey, timeout: Duration, hold_seconds: u64) -> HttpFacts {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
         // Configuration allows `http://` on loopback only (the stand-in);
-        // there the TLS set-up is never used, so no roots are loaded.
-        let builder = match base.starts_with("https://") {
-            true => builder.with_provider_and_native_roots(provider.clone()),
-            false => Err(std::io::Error::other("plain http")),
+        // there the TLS set-up is never used, so no roots are loaded. The
+        // exchange's own endpoint is vouched for by the system's CAs.
+        let roots = match base.starts_with("https://") {
+            true => root_store(TlsRoots::System),
+            false => RootCertStore::empty(),
         };
-        let builder = builder.unwrap_or_else(|e| {
-            if base.starts_with("https://") {
-                // Fails closed: with no roots every answer is unavailable.
-                tracing::error!(error = %e, "no CA certificates for the facts endpoint");
-            }
-            let tls = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("aws-lc supports the default protocol versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-        });
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_config(roots));
         let connector = builder.https_or_http().enable_http1().build();
         HttpFacts {
             base: base.trim_end_matches('/').to_owned(),
