@@ -224,9 +224,15 @@ pub(crate) fn root_store(roots: TlsRoots) -> RootCertStore {
             store.add_parsable_certificates(native.certs)
         }
     };
-    if store.is_empty() || invalid > 0 {
+    if store.is_empty() {
         // Fails closed: with no roots, no connection is trusted.
-        tracing::error!(trusted = store.len(), invalid, "CA certificates");
+        tracing::error!(invalid, "no CA certificate to trust");
+    } else if invalid > 0 {
+        tracing::warn!(
+            trusted = store.len(),
+            invalid,
+            "CA certificates passed over"
+        );
     }
     store
 }
